@@ -1,0 +1,252 @@
+"""Recipes: YAML files validated by pydantic models (``extra="forbid"``: a misspelt key is an error).
+
+``load_recipe(path)`` reads a training recipe (``kind: ddpm`` or ``kind: ldm``) with ``yaml.safe_load``; a bad
+file fails with one line naming the file, the field path and what was expected, e.g.
+``recipes/x.yaml: training.lr: Input should be a valid number (got 'fast')``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from synthkit.errors import RecipeError
+from synthkit.space import ImageSpace
+
+M = TypeVar("M")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class SpaceConfig(Strict):
+    """The ImageSpace of a recipe: shape (voxels) and spacing (mm), centred at the world origin."""
+
+    shape: tuple[int, int, int]
+    spacing: tuple[float, float, float]
+
+    @field_validator("spacing", mode="before")
+    @classmethod
+    def _scalar_spacing(cls, v: Any) -> Any:
+        return (v, v, v) if isinstance(v, int | float) else v
+
+    @field_validator("shape")
+    @classmethod
+    def _positive(cls, v: tuple[int, int, int]) -> tuple[int, int, int]:
+        if any(s < 1 for s in v):
+            raise ValueError("every size must be positive")
+        return v
+
+    def to_space(self) -> ImageSpace:
+        return ImageSpace.centered(self.shape, self.spacing)
+
+
+class PreprocessConfig(Strict):
+    lower_percentile: float = Field(0.5, ge=0, le=50)
+    upper_percentile: float = Field(99.5, ge=50, le=100)
+
+
+class DataConfig(Strict):
+    """Where the training images are and which covariates condition the model."""
+
+    manifest: Path
+    conditions: list[str] = []
+    #: used when the manifest has no ``split`` column: this fraction of subjects validates
+    val_fraction: float = Field(0.1, ge=0.0, le=0.5)
+    preprocess: PreprocessConfig = PreprocessConfig()
+    cache_dir: Path | None = None
+
+    @field_validator("conditions")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("conditions must be distinct")
+        return v
+
+
+class SchedulerConfig(Strict):
+    """A MONAI noise scheduler (``DDPMScheduler``/``DDIMScheduler`` or ``RFlowScheduler``)."""
+
+    kind: Literal["ddpm", "rflow"] = "ddpm"
+    num_train_timesteps: int = Field(1000, ge=1)
+    schedule: Literal["linear_beta", "scaled_linear_beta", "cosine"] = "scaled_linear_beta"
+    beta_start: float = Field(0.0015, gt=0, lt=1)
+    beta_end: float = Field(0.0205, gt=0, lt=1)
+    prediction_type: Literal["epsilon", "v_prediction", "sample"] = "epsilon"
+
+
+class UNetConfig(Strict):
+    """MONAI ``DiffusionModelUNet`` settings."""
+
+    channels: list[int] = [32, 64, 64]
+    attention_levels: list[bool] = [False, False, True]
+    num_head_channels: int | list[int] = 32
+    num_res_blocks: int = Field(1, ge=1)
+    norm_num_groups: int = Field(16, ge=1)
+    spatial_dims: Literal[2, 3] = 3
+
+    @model_validator(mode="after")
+    def _lengths(self) -> UNetConfig:
+        if len(self.attention_levels) != len(self.channels):
+            raise ValueError("attention_levels needs one entry per level of channels")
+        if isinstance(self.num_head_channels, list) and len(self.num_head_channels) != len(self.channels):
+            raise ValueError("num_head_channels needs one entry per level of channels")
+        if any(c % self.norm_num_groups for c in self.channels):
+            raise ValueError("every channel count must be divisible by norm_num_groups")
+        return self
+
+
+class AutoencoderConfig(Strict):
+    """MONAI ``AutoencoderKL`` settings (stage 1 of the LDM)."""
+
+    channels: list[int] = [32, 64, 64]
+    latent_channels: int = Field(3, ge=1)
+    num_res_blocks: int = Field(1, ge=1)
+    attention_levels: list[bool] = [False, False, False]
+    norm_num_groups: int = Field(16, ge=1)
+
+    @model_validator(mode="after")
+    def _lengths(self) -> AutoencoderConfig:
+        if len(self.attention_levels) != len(self.channels):
+            raise ValueError("attention_levels needs one entry per level of channels")
+        return self
+
+
+class TrainingConfig(Strict):
+    """The optimisation loop."""
+
+    steps: int = Field(1000, ge=1)
+    batch_size: int = Field(2, ge=1)
+    lr: float = Field(1e-4, gt=0)
+    ema_decay: float = Field(0.999, ge=0, lt=1)
+    grad_clip: float | None = Field(1.0, gt=0)
+    amp: bool = True  # bf16/fp16 autocast on CUDA only
+    log_every: int = Field(10, ge=1)
+    val_every: int = Field(100, ge=1)
+    preview_every: int = Field(500, ge=1)
+    checkpoint_every: int = Field(500, ge=1)
+    seed: int = Field(0, ge=0)
+    num_workers: int = Field(0, ge=0)
+
+
+class AutoencoderTrainingConfig(TrainingConfig):
+    """Stage 1 of the LDM: L1 + KL + patch-adversarial (+ perceptual when its weights are present)."""
+
+    kl_weight: float = Field(1e-6, ge=0)
+    adv_weight: float = Field(0.01, ge=0)
+    adv_start: int = Field(0, ge=0)  # step at which the discriminator joins
+    disc_lr: float = Field(1e-4, gt=0)
+    perceptual_weight: float = Field(0.0, ge=0)
+    perceptual_weights: Path | None = None  # a local weights file; perceptual loss is off without it
+
+
+class ConditioningConfig(Strict):
+    """How covariates enter the latent UNet: Pinaya et al. used concatenation *and* cross-attention."""
+
+    concat: bool = True
+    crossattn: bool = True
+    dropout: float = Field(0.1, ge=0, le=1)  # probability of dropping conditions (classifier-free guidance)
+
+
+class SamplingConfig(Strict):
+    sampler: Literal["ddpm", "ddim", "rflow"] = "ddim"
+    steps: int = Field(50, ge=1)
+    eta: float = Field(0.0, ge=0)
+    guidance_scale: float = Field(1.0, ge=0)
+
+
+class _RecipeBase(Strict):
+    name: str = "run"
+    space: SpaceConfig
+    data: DataConfig
+    unet: UNetConfig = UNetConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+    training: TrainingConfig = TrainingConfig()
+    sampling: SamplingConfig = SamplingConfig()
+
+
+class DDPMRecipe(_RecipeBase):
+    """Image-space DDPM (MONAI-DDPM paper)."""
+
+    kind: Literal["ddpm"]
+
+
+class LDMRecipe(_RecipeBase):
+    """Latent diffusion with an AutoencoderKL (Pinaya et al. 2022)."""
+
+    kind: Literal["ldm"]
+    autoencoder: AutoencoderConfig = AutoencoderConfig()
+    autoencoder_training: AutoencoderTrainingConfig = AutoencoderTrainingConfig()
+    conditioning: ConditioningConfig = ConditioningConfig()
+
+
+Recipe = Annotated[DDPMRecipe | LDMRecipe, Field(discriminator="kind")]
+_RECIPE = TypeAdapter(Recipe)
+
+
+def load_recipe(path: str | Path) -> DDPMRecipe | LDMRecipe:
+    """Read and validate a training recipe; relative data paths are resolved against the recipe's folder."""
+    p = Path(path)
+    raw = read_yaml(p)
+    recipe = validate(_RECIPE, raw, p)
+    if not recipe.data.manifest.is_absolute():
+        recipe.data.manifest = (p.parent / recipe.data.manifest).resolve()
+    return recipe
+
+
+def read_yaml(path: Path) -> Any:
+    if not path.exists():
+        raise RecipeError(f"{path}: file not found")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise RecipeError(f"{path}: cannot read ({e})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise RecipeError(f"{path}: {where}not valid YAML ({problem})") from None
+
+
+def validate(model: type[M] | TypeAdapter, raw: Any, path: Path | str) -> M:
+    """Validate ``raw`` against a model, turning pydantic's report into one line per problem."""
+    adapter = model if isinstance(model, TypeAdapter) else TypeAdapter(model)
+    if raw is None:
+        raise RecipeError(f"{path}: the file is empty")
+    try:
+        return adapter.validate_python(raw)
+    except ValidationError as e:
+        raise RecipeError(f"{path}: " + "; ".join(_describe(err) for err in e.errors())) from None
+
+
+def _describe(err: Any) -> str:
+    # Drop discriminator tags ("ldm") and union branch names from the location.
+    loc = [str(x) for x in err["loc"] if not (isinstance(x, str) and x in ("ddpm", "ldm"))]
+    where = ".".join(loc) if loc else "(top level)"
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key (not part of the schema; check its spelling)"
+    elif err["type"] == "missing" and loc and loc[-1].isdigit():
+        where, msg = ".".join(loc[:-1]), f"needs at least {int(loc[-1]) + 1} values"
+    elif err["type"] == "missing":
+        msg = "required key is missing"
+    elif err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        where, msg = ".".join([*loc, "kind"]), "must be one of: ddpm, ldm"
+    got = err.get("input")
+    quiet = err["type"] in ("missing", "extra_forbidden") or isinstance(got, dict | list | tuple)
+    shown = "" if quiet else f" (got {got!r})"
+    return f"{where}: {msg}{shown}"

@@ -1,0 +1,1 @@
+"""Real and phantom data: manifests, NIfTI IO, preprocessing into an ImageSpace, caches."""

@@ -1,0 +1,1 @@
+"""Mass production: plans, the dask engine, clusters."""

@@ -1,0 +1,1 @@
+"""Generators behind one protocol (DESIGN §5): the phantom and trained checkpoints."""

@@ -1,0 +1,30 @@
+"""``load_generator``: a model name (``phantom``) or a checkpoint path → a Generator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from synthkit.errors import UsageError
+from synthkit.models.base import Generator
+
+
+def load_generator(
+    model: str | Path = "phantom", *, spacing: float | None = None, device: str = "cpu"
+) -> Generator:
+    """Load the built-in phantom or a trained checkpoint.
+
+    Args:
+        model: ``"phantom"`` or the path of a ``.safetensors`` checkpoint.
+        spacing: the phantom's voxel size in mm (default 4); a checkpoint fixes its own ImageSpace.
+        device: where a checkpoint's network runs.
+    """
+    if str(model) == "phantom":
+        from synthkit.models.phantom import PhantomGenerator
+
+        return PhantomGenerator(spacing=4.0 if spacing is None else float(spacing))
+    if spacing is not None:
+        raise UsageError("--spacing applies to the phantom only; a checkpoint fixes its own ImageSpace")
+    from synthkit.models.base import read_checkpoint_meta
+
+    meta = read_checkpoint_meta(model)
+    raise UsageError(f"{model}: generators of kind {meta['kind']!r} are not available in this version")

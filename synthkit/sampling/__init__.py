@@ -1,0 +1,1 @@
+"""Sampling loops written out over the scheduler protocol."""
