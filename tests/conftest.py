@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 
 # One cache for the whole session (and the subprocesses it starts): the phantom template is built once.
-_CACHE = Path(
-    os.environ.get("SYNTHKIT_TEST_CACHE", Path(__file__).resolve().parents[1] / ".pytest_cache" / "synthkit")
-)
+_CACHE = Path(os.environ.get("SYNTHKIT_TEST_CACHE", Path(__file__).resolve().parents[1] / ".pytest_cache" / "synthkit"))
 os.environ["SYNTHKIT_CACHE"] = str(_CACHE)
 
 

@@ -37,9 +37,7 @@ class PreprocessedCache:
         self.space = space
         self.params = params or PreprocessParams()
         self.root = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "preprocessed"
-        self._settings = json.dumps(
-            {"space": space.to_dict(), "params": self.params.to_dict()}, sort_keys=True
-        )
+        self._settings = json.dumps({"space": space.to_dict(), "params": self.params.to_dict()}, sort_keys=True)
 
     def key(self, path: str | Path, volume: int | None = None) -> str:
         p = Path(path).resolve()

@@ -48,11 +48,7 @@ class CovariateDistribution:
         for key in np.unique(keys, axis=0) if n_rows else []:
             sel = np.all(keys == key, axis=1) if binary else np.ones(n_rows, bool)
             x = np.stack([cols[c][sel] for c in cont], axis=1) if cont else np.zeros((int(sel.sum()), 0))
-            cov = (
-                np.cov(x, rowvar=False).reshape(len(cont), len(cont))
-                if len(x) > 1
-                else np.zeros((len(cont),) * 2)
-            )
+            cov = np.cov(x, rowvar=False).reshape(len(cont), len(cont)) if len(x) > 1 else np.zeros((len(cont),) * 2)
             groups.append(
                 CovariateGroup(
                     binary_values={b: float(v) for b, v in zip(binary, key, strict=True)},

@@ -47,9 +47,7 @@ def load_nifti(
         shape = shape[:-1]
     if len(shape) == 4:
         if volume is None:
-            raise NiftiError(
-                f"{p}: 4D image (shape {list(shape)}); expected a 3D volume (pick one with 'volume')"
-            )
+            raise NiftiError(f"{p}: 4D image (shape {list(shape)}); expected a 3D volume (pick one with 'volume')")
         if not 0 <= volume < shape[3]:
             raise NiftiError(f"{p}: volume {volume} out of range, the file has {shape[3]} volumes")
     elif len(shape) != 3:
@@ -69,9 +67,7 @@ def load_nifti(
     return data, np.asarray(img.affine, dtype=np.float64)
 
 
-def save_nifti(
-    array: np.ndarray, affine: np.ndarray, path: str | Path, *, dtype: np.dtype | type = np.float32
-) -> Path:
+def save_nifti(array: np.ndarray, affine: np.ndarray, path: str | Path, *, dtype: np.dtype | type = np.float32) -> Path:
     """Write a 3D array (``(i, j, k)`` order) with its affine; float16 becomes float32 (NIfTI-1 has none)."""
     arr = np.asarray(array)
     if arr.dtype == np.float16 or np.dtype(dtype) == np.float16:

@@ -74,9 +74,7 @@ class Manifest:
         out = {}
         for n in names:
             if n not in self.table.columns:
-                raise ManifestError(
-                    f"{self.path}: no column {n!r} (columns: {', '.join(self.table.columns)})"
-                )
+                raise ManifestError(f"{self.path}: no column {n!r} (columns: {', '.join(self.table.columns)})")
             out[n] = self.table[n].to_numpy(dtype=np.float64)
         return out
 
@@ -97,8 +95,7 @@ def read_manifest(path: str | Path) -> Manifest:
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     if missing:
         raise ManifestError(
-            f"{p}: missing required column(s) {', '.join(missing)} "
-            f"(found: {', '.join(map(str, table.columns))})"
+            f"{p}: missing required column(s) {', '.join(missing)} (found: {', '.join(map(str, table.columns))})"
         )
     for col in PATH_COLUMNS:
         if col in table.columns:
@@ -256,9 +253,7 @@ def build_manifest(
         else:
             cov = _read_table(Path(covariates), id_column)
         if id_column not in cov.columns:
-            raise ManifestError(
-                f"covariate table has no column {id_column!r} (columns: {', '.join(cov.columns)})"
-            )
+            raise ManifestError(f"covariate table has no column {id_column!r} (columns: {', '.join(cov.columns)})")
         cov["_key"] = [norm(str(v).strip()) for v in cov[id_column]]
         dup_keys = cov["_key"][cov["_key"].duplicated()].unique()
         if len(dup_keys) and duplicates == "error":
@@ -275,9 +270,7 @@ def build_manifest(
         unmatched = merged.loc[merged["_merge"] == "left_only", "subject_id"].tolist()
         if unmatched:
             shown = ", ".join(unmatched[:5]) + (" …" if len(unmatched) > 5 else "")
-            warnings.append(
-                f"{len(unmatched)} image(s) have no covariates row (kept, covariates empty): {shown}"
-            )
+            warnings.append(f"{len(unmatched)} image(s) have no covariates row (kept, covariates empty): {shown}")
     extra_cols = [c for c in table.columns if c.startswith("_")]
     table = table.drop(columns=extra_cols)
     if table["subject_id"].duplicated().any():
@@ -292,9 +285,7 @@ def _extra(rx: re.Pattern | None, rel: str) -> dict[str, Any]:
         return {}
     m = rx.search(rel)
     assert m is not None
-    return {
-        f"_rx_{k}": v for k, v in m.groupdict().items() if k not in ("subject", "session") and v is not None
-    }
+    return {f"_rx_{k}": v for k, v in m.groupdict().items() if k not in ("subject", "session") and v is not None}
 
 
 @dataclass(frozen=True)

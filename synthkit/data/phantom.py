@@ -143,9 +143,7 @@ def template() -> PhantomTemplate:
 
 def _from_arrays(a: dict[str, np.ndarray]) -> PhantomTemplate:
     f32 = {k: a[k].astype(np.float32) for k in ("t1", "gm", "wm", "icv", "sdf_ventricles", "sdf_brain")}
-    return PhantomTemplate(
-        **f32, affine=a["affine"].astype(np.float64), center=a["center"].astype(np.float64)
-    )
+    return PhantomTemplate(**f32, affine=a["affine"].astype(np.float64), center=a["center"].astype(np.float64))
 
 
 def _build_template_arrays() -> dict[str, np.ndarray]:
@@ -236,9 +234,7 @@ def draw_params(
         translation_mm=tuple(float(v) for v in rng.normal(0, 1.5, 3)),  # type: ignore[arg-type]
         displacement_seed=int(rng.integers(0, 2**31 - 1)),
         displacement_mm=float(rng.uniform(0.8, 2.0)),
-        ventricle_dilation_mm=float(
-            _VENT_DILATION_AT_44 + _VENT_DILATION_PER_YEAR * years + rng.normal(0, 0.25)
-        ),
+        ventricle_dilation_mm=float(_VENT_DILATION_AT_44 + _VENT_DILATION_PER_YEAR * years + rng.normal(0, 0.25)),
         atrophy_mm=float(_ATROPHY_PER_YEAR * years + rng.normal(0, 0.06)),
         gamma=float(rng.uniform(0.85, 1.15)),
         bias_coefficients=tuple(float(v) for v in rng.normal(0, 0.06, 9)),

@@ -56,9 +56,7 @@ def preprocess_array(
     p = params or PreprocessParams()
     if data.ndim != 3:
         raise NiftiError(f"expected a 3D volume, got shape {list(data.shape)}")
-    img = MetaTensor(
-        torch.as_tensor(np.asarray(data, dtype=np.float32))[None], affine=torch.as_tensor(affine)
-    )
+    img = MetaTensor(torch.as_tensor(np.asarray(data, dtype=np.float32))[None], affine=torch.as_tensor(affine))
     img = Orientation(axcodes="RAS", labels=None)(img)
     img = Spacing(pixdim=space.spacing, mode="bilinear", padding_mode="zeros")(img)
     ref = float(torch.quantile(img.flatten()[:: max(1, img.numel() // 2_000_000)].float(), 0.99))

@@ -158,9 +158,7 @@ def _open(path: str | Path) -> tuple[Path, dict[str, Any]]:
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{p}: not a valid safetensors file ({str(e).splitlines()[0]})") from None
     if raw is None:
-        raise CheckpointError(
-            f"{p}: a safetensors file without synthkit metadata (not a synthkit checkpoint)"
-        )
+        raise CheckpointError(f"{p}: a safetensors file without synthkit metadata (not a synthkit checkpoint)")
     try:
         meta = json.loads(raw)
     except json.JSONDecodeError:

@@ -8,9 +8,7 @@ from synthkit.errors import UsageError
 from synthkit.models.base import Generator
 
 
-def load_generator(
-    model: str | Path = "phantom", *, spacing: float | None = None, device: str = "cpu"
-) -> Generator:
+def load_generator(model: str | Path = "phantom", *, spacing: float | None = None, device: str = "cpu") -> Generator:
     """Load the built-in phantom or a trained checkpoint.
 
     Args:

@@ -54,10 +54,7 @@ def test_ukbiobank_maps_field_ids(tmp_path):
 
 
 def test_adni_takes_the_baseline_row(tmp_path):
-    nifti(
-        tmp_path
-        / "ADNI/002_S_0295/MPRAGE/2006-04-18/I45108/ADNI_002_S_0295_MR_MPRAGE_br_raw_1_S13408_I45108.nii"
-    )
+    nifti(tmp_path / "ADNI/002_S_0295/MPRAGE/2006-04-18/I45108/ADNI_002_S_0295_MR_MPRAGE_br_raw_1_S13408_I45108.nii")
     pd.DataFrame(
         {
             "PTID": ["002_S_0295", "002_S_0295"],

@@ -20,9 +20,7 @@ def test_build_joins_covariates_and_warns_about_unmatched(tmp_path):
     pd.DataFrame({"pid": ["s1", "s2"], "age": [50.0, 60.0], "sex": [0, 1], "site": ["a", "b"]}).to_csv(
         tmp_path / "cov.csv", index=False
     )
-    table, warnings = build_manifest(
-        tmp_path, "imgs/*.nii.gz", covariates=tmp_path / "cov.csv", id_column="pid"
-    )
+    table, warnings = build_manifest(tmp_path, "imgs/*.nii.gz", covariates=tmp_path / "cov.csv", id_column="pid")
     assert list(table["subject_id"]) == ["s1", "s2", "s3"]
     assert list(table.columns) == ["subject_id", "image", "age", "sex"]  # text column 'site' is left out
     assert table.loc[1, "age"] == 60.0 and np.isnan(table.loc[2, "age"])
@@ -43,9 +41,7 @@ def test_build_refuses_duplicate_covariate_rows(tmp_path):
 
 def test_validate_reports_every_bad_row_at_once(tmp_path):
     good = nifti(tmp_path / "good.nii.gz")
-    truncated = nifti(
-        tmp_path / "trunc.nii.gz", np.random.default_rng(0).random((20, 20, 20)).astype(np.float32)
-    )
+    truncated = nifti(tmp_path / "trunc.nii.gz", np.random.default_rng(0).random((20, 20, 20)).astype(np.float32))
     truncated.write_bytes(truncated.read_bytes()[:300])
     fourd = nifti(tmp_path / "4d.nii.gz", np.ones((4, 4, 4, 2), np.float32))
     nan = np.ones((6, 6, 6), np.float32)
@@ -80,9 +76,7 @@ def test_validate_reports_every_bad_row_at_once(tmp_path):
 
 def test_4d_rows_with_a_volume_column_are_valid(tmp_path):
     fourd = nifti(tmp_path / "4d.nii.gz", np.ones((4, 4, 4, 2), np.float32))
-    pd.DataFrame([{"subject_id": "a", "image": fourd.name, "volume": 1}]).to_csv(
-        tmp_path / "m.csv", index=False
-    )
+    pd.DataFrame([{"subject_id": "a", "image": fourd.name, "volume": 1}]).to_csv(tmp_path / "m.csv", index=False)
     assert validate_manifest(tmp_path / "m.csv")[1] == []
 
 
@@ -95,8 +89,6 @@ def test_missing_required_column(tmp_path):
 def test_label_shape_must_match_image(tmp_path):
     img = nifti(tmp_path / "i.nii.gz")
     lab = nifti(tmp_path / "l.nii.gz", np.zeros((5, 5, 5), np.float32))
-    pd.DataFrame([{"subject_id": "a", "image": img.name, "label": lab.name}]).to_csv(
-        tmp_path / "m.csv", index=False
-    )
+    pd.DataFrame([{"subject_id": "a", "image": img.name, "label": lab.name}]).to_csv(tmp_path / "m.csv", index=False)
     problems = validate_manifest(tmp_path / "m.csv")[1]
     assert len(problems) == 1 and "label shape" in problems[0].problem
