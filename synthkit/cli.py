@@ -21,7 +21,9 @@ console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
 DATA = "Data"
+MODELS = "Models"
 COHORTS = "Cohorts"
+AUDIT = "Audit"
 START = "Getting started"
 
 app = typer.Typer(
@@ -137,6 +139,90 @@ def manifest_validate(
         raise typer.Exit(1)
     covs = ", ".join(m.covariate_columns) or "none"
     console.print(f"[green]{path}: all {len(m)} rows are good[/green] (covariates: {covs})")
+
+
+# ---------------------------------------------------------------------------------------------------- models
+
+
+@app.command(rich_help_panel=MODELS)
+def train(
+    recipe: Annotated[Path, typer.Argument(help="Training recipe (YAML), e.g. recipes/demo-ldm.yaml.")],
+    out: Annotated[Path | None, typer.Option(help="Run folder (default runs/<recipe name>).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run at its saved step.")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    max_steps: Annotated[int | None, typer.Option(min=1, help="Cap every stage at this many steps.")] = None,
+    stage: Annotated[str | None, typer.Option(help="Train one stage only: autoencoder or diffusion (LDM).")] = None,
+) -> None:
+    """Train a generator (ddpm or ldm) from a recipe; writes checkpoints, metrics, loss curve, previews."""
+    from synthkit.training.run import train as run_training
+
+    res = run_training(
+        recipe,
+        out=out,
+        resume=resume,
+        device=device,
+        max_steps=max_steps,
+        stage=stage,
+        echo=lambda m: console.print(m, markup=False, highlight=False),
+    )
+    console.print(f"[green]done[/green]: checkpoint {res.checkpoint}")
+    console.print(
+        f"  metrics: {res.out / 'metrics.csv'}, loss curve: {res.out / 'loss.png'}, previews: {res.out / 'previews'}"
+    )
+    if res.checkpoint.name == "model.safetensors":
+        console.print(f"  next: synthkit sample {res.checkpoint} --n 8 --out preview.png")
+
+
+@app.command(rich_help_panel=MODELS)
+def sample(
+    checkpoint: Annotated[str, typer.Argument(help="A checkpoint (.safetensors) or 'phantom'.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write (3 mid-slices per sample).")] = Path(
+        "preview.png"
+    ),
+    n: Annotated[int, typer.Option("--n", min=1, max=64, help="Number of samples.")] = 8,
+    condition: Annotated[
+        list[str] | None, typer.Option("--condition", "-c", help="NAME=VALUE or a distribution, as for generate.")
+    ] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Root seed.")] = 0,
+    sampler: Annotated[str | None, typer.Option(help="ddim, ddpm or rflow (default: the recipe's).")] = None,
+    steps: Annotated[int | None, typer.Option(min=1, help="Sampling steps (default: the recipe's).")] = None,
+    guidance_scale: Annotated[float | None, typer.Option(min=0.0, help="Classifier-free guidance scale.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    nifti: Annotated[Path | None, typer.Option(help="Also write each sample as NIfTI into this folder.")] = None,
+) -> None:
+    """Draw a few samples for a quick look (PNG of orthogonal mid-slices)."""
+    from synthkit.data.io import save_nifti
+    from synthkit.generate.engine import resolve_device
+    from synthkit.generate.plan import ConditionSpec, make_plan
+    from synthkit.models.registry import load_generator
+    from synthkit.viz import slice_grid
+
+    dev = resolve_device(device)
+    gen = load_generator(checkpoint, device=dev)
+    if sampler is not None or steps is not None or guidance_scale is not None:
+        if not hasattr(gen, "sampling"):
+            raise UsageError("--sampler/--steps/--guidance-scale apply to diffusion checkpoints only")
+        upd = {
+            k: v
+            for k, v in {"sampler": sampler, "steps": steps, "guidance_scale": guidance_scale}.items()
+            if v is not None
+        }
+        from synthkit.config import SamplingConfig, validate
+
+        gen.sampling = validate(
+            SamplingConfig, {**gen.sampling.model_dump(), **upd}, "--sampler/--steps/--guidance-scale"
+        )
+    specs = [ConditionSpec.parse(c) for c in condition or []]
+    plan = make_plan(
+        n, seed, condition_names=gen.condition_names, distribution=getattr(gen, "covariates", None), specs=specs
+    )
+    s = gen.sample(n, seeds=[int(x) for x in plan.seeds], conditions=plan.conditions, device=dev)
+    titles = [", ".join(f"{k}={v[i]:.4g}" for k, v in plan.conditions.items()) for i in range(n)]
+    slice_grid(list(s.images), out, titles=titles, suptitle=f"{gen.kind}: {Path(str(checkpoint)).name}")
+    if nifti is not None:
+        for i, img in enumerate(s.images):
+            save_nifti(img, gen.space.affine_array, nifti / f"sample_{i:03d}.nii.gz")
+    console.print(f"[green]wrote[/green] {out}" + (f" and {n} NIfTI files in {nifti}" if nifti else ""))
 
 
 # --------------------------------------------------------------------------------------------------- cohorts
@@ -267,48 +353,153 @@ def export(
     console.print(f"[green]wrote[/green] {len(files)} NIfTI file(s) and conditions.csv to {out}")
 
 
+# ----------------------------------------------------------------------------------------------------- audit
+
+
+@app.command(rich_help_panel=AUDIT)
+def audit(
+    store: Annotated[Path, typer.Argument(help="The synthetic cohort store.")],
+    reference: Annotated[Path, typer.Option(help="Manifest of real reference images.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Report folder (report.json, report.html, PNGs, NIfTIs).")],
+    recipe: Annotated[Path | None, typer.Option(help="Audit recipe YAML (metrics, sizes, seeds).")] = None,
+    n_synthetic: Annotated[int | None, typer.Option(min=2, help="Synthetic samples to use (default 1000).")] = None,
+    n_pairs: Annotated[
+        int | None, typer.Option(min=1, help="Random pairs for MS-SSIM diversity (default 1000).")
+    ] = None,
+    med3d_weights: Annotated[
+        Path | None, typer.Option(help="MedicalNet weights (resnet_*_23dataset.pth); without them a named fallback.")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    seed: Annotated[int | None, typer.Option(min=0, help="Seed for sample and pair selection.")] = None,
+) -> None:
+    """Audit a synthetic cohort against real data: FID, MMD, MS-SSIM, 4-G-R-SSIM, PSNR, variance maps."""
+    from synthkit.audit.suite import run_audit
+    from synthkit.config import AuditRecipe, load_audit_recipe
+    from synthkit.generate.engine import resolve_device
+
+    r = load_audit_recipe(recipe) if recipe is not None else AuditRecipe()
+    upd = {k: v for k, v in {"n_synthetic": n_synthetic, "n_pairs": n_pairs, "seed": seed}.items() if v is not None}
+    r = r.model_copy(update=upd)
+    res = run_audit(
+        store,
+        reference,
+        out,
+        r,
+        med3d_weights=med3d_weights,
+        device=resolve_device(device),
+        echo=lambda m: console.print(m, markup=False, highlight=False),
+    )
+    for w in res.report["warnings"]:
+        err_console.print(f"warning: {w}", markup=False, highlight=False)
+    _print_audit(res.report)
+    console.print(f"[green]report[/green]: {res.out / 'report.html'} (and report.json)")
+
+
+def _print_audit(report: dict) -> None:
+    from rich.table import Table
+
+    m = report["metrics"]
+    t = Table(title="audit", title_justify="left")
+    for c in ("metric", "synthetic", "real (reference)"):
+        t.add_column(c, justify="left" if c == "metric" else "right")
+    for k in ("fid", "mmd", "mmd_images"):
+        if k in m:
+            t.add_row(k, f"{m[k]['synthetic_vs_real']:.4g}", f"{m[k]['real_vs_real']:.4g}")
+    for k in ("ms_ssim", "4gr_ssim"):
+        if k in m:
+            t.add_row(k + " (diversity)", f"{m[k]['synthetic']['mean']:.4g}", f"{m[k]['real']['mean']:.4g}")
+    if "psnr" in m:
+        t.add_row(
+            "psnr vs nearest real",
+            f"{m['psnr']['synthetic_vs_nearest_real']['psnr']:.4g}",
+            f"{m['psnr']['real_vs_nearest_real']['psnr']:.4g}",
+        )
+    console.print(t)
+
+
 # ------------------------------------------------------------------------------------------ getting started
 
 
 @app.command(rich_help_panel=START)
 def demo(
     out: Annotated[Path, typer.Option(help="Where the demo writes everything.")] = Path("demo-output"),
-    n: Annotated[int, typer.Option(min=4, help="Phantom subjects to make.")] = 24,
-    n_samples: Annotated[int, typer.Option(min=1, help="Synthetic samples to generate.")] = 256,
+    n: Annotated[int, typer.Option(min=8, help="Phantom subjects to train on.")] = 64,
+    n_samples: Annotated[int, typer.Option(min=1, help="Synthetic samples to generate.")] = 128,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
-    """Run the pipeline end to end on phantoms and print where everything is."""
+    """Run the pipeline end to end on phantoms: cohort → train an LDM → generate a store → verify → audit."""
+    import yaml
+
+    from synthkit.audit.suite import run_audit
+    from synthkit.config import AuditRecipe
     from synthkit.data import phantom as ph
     from synthkit.data.manifest import validate_manifest
-    from synthkit.generate.engine import GenerateOptions, run
+    from synthkit.generate.engine import GenerateOptions, resolve_device, run
     from synthkit.store.verify import verify_store
+    from synthkit.training.run import train as run_training
 
+    say = lambda msg: console.print(msg, markup=False, highlight=False)  # noqa: E731
     space = ph.default_space(4.0)
     console.rule("synthkit demo")
-    console.print(
-        "This version of the demo runs the stages that exist: phantom cohort → manifest check → mass production "
-        "of a synthetic cohort (the phantom generator) into a store → verification."
-    )
-    console.print(f"1/4 phantom cohort: {n} subjects at {space.describe()}")
+    say("phantom cohort → train a small latent diffusion model → generate a synthetic cohort → verify → audit")
+    say(f"1/5 phantom cohort: {n} subjects at {space.describe()}")
     manifest = ph.write_cohort(out / "phantoms", n, space=space, seed=0)
-    console.print("2/4 validating the manifest")
-    m, problems = validate_manifest(manifest)
+    _, problems = validate_manifest(manifest)
     if problems:
         raise SynthkitError(f"{manifest}: {len(problems)} problems, first: {problems[0]}")
-    store = out / "cohort.zarr"
-    console.print(f"3/4 generating {n_samples} samples into {store}")
-    res = run(
-        GenerateOptions(out=store, n=n_samples, shard_size=32, workers=2, device="cpu", overwrite=store.exists()),
-        echo=lambda msg: console.print("    " + msg, markup=False, highlight=False),
+    recipe = yaml.safe_load(DEMO_RECIPE.read_text())
+    recipe["data"]["manifest"] = str(manifest.resolve())
+    recipe_path = out / "demo-ldm.yaml"
+    recipe_path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    say(f"2/5 training the LDM of {recipe_path} (autoencoder, then latent diffusion)")
+    trained = run_training(
+        recipe_path,
+        out=out / "run",
+        device=device,
+        echo=lambda m: say("    " + m),
+        resume=(out / "run" / "state").exists(),
     )
-    console.print("4/4 verifying the store")
+    store = out / "cohort.zarr"
+    say(f"3/5 generating {n_samples} samples from {trained.checkpoint} into {store}")
+    res = run(
+        GenerateOptions(
+            out=store,
+            model=str(trained.checkpoint),
+            n=n_samples,
+            shard_size=16,
+            batch_size=8,
+            workers=2,
+            device=device,
+            overwrite=store.exists(),
+        ),
+        echo=lambda msg: say("    " + msg),
+    )
+    say("4/5 verifying the store")
     report = verify_store(store)
     if not report.ok:
         raise SynthkitError(f"{store}: {report.errors[0]}")
+    say("5/5 auditing the synthetic cohort against the phantom cohort")
+    audit_dir = out / "audit"
+    audited = run_audit(
+        store,
+        manifest,
+        audit_dir,
+        AuditRecipe(n_synthetic=n_samples, n_pairs=200, bootstrap=20),
+        device=resolve_device(device),
+        echo=lambda m: say("    " + m),
+    )
+    _print_audit(audited.report)
     console.rule("done")
-    console.print(f"phantom images and labels: {out / 'phantoms'}")
-    console.print(f"manifest ({len(m)} rows): {manifest}")
-    console.print(f"synthetic cohort ({res.n} samples, verified): {store}")
-    console.print(f"  look inside: synthkit inspect {store}; in Python: synthkit.open_cohort('{store}')")
+    say(f"phantom cohort (images, labels, manifest): {out / 'phantoms'}")
+    say(f"checkpoint: {trained.checkpoint}")
+    say(f"training metrics and loss curve: {trained.out / 'metrics.csv'}, {trained.out / 'loss.png'}")
+    say(f"preview images: {trained.out / 'previews'}")
+    say(f"synthetic cohort ({res.n} samples, verified): {store}")
+    say(f"  look inside: synthkit inspect {store}; in Python: synthkit.open_cohort('{store}')")
+    say(f"audit report: {audit_dir / 'report.html'} (numbers in {audit_dir / 'report.json'})")
+
+
+DEMO_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "demo-ldm.yaml"
 
 
 # ------------------------------------------------------------------------------------------------ entry point

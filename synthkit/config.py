@@ -177,10 +177,33 @@ class _RecipeBase(Strict):
     sampling: SamplingConfig = SamplingConfig()
 
 
+def _check_divisible(shape: tuple[int, ...], levels: int, what: str) -> None:
+    f = 2 ** (levels - 1)
+    if any(s % f for s in shape):
+        raise ValueError(
+            f"{what} of shape {list(shape)} must be divisible by {f} in every dimension for {levels} resolution "
+            f"levels (change the space shape or the number of channels entries)"
+        )
+
+
+def _spatial(recipe: _RecipeBase) -> tuple[int, ...]:
+    shape = recipe.space.shape
+    if recipe.unet.spatial_dims == 2:
+        if shape[2] != 1:
+            raise ValueError("a 2D model (unet.spatial_dims: 2) needs a space of shape [X, Y, 1]")
+        return shape[:2]
+    return shape
+
+
 class DDPMRecipe(_RecipeBase):
     """Image-space DDPM (MONAI-DDPM paper)."""
 
     kind: Literal["ddpm"]
+
+    @model_validator(mode="after")
+    def _shapes(self) -> DDPMRecipe:
+        _check_divisible(_spatial(self), len(self.unet.channels), "space")
+        return self
 
 
 class LDMRecipe(_RecipeBase):
@@ -190,6 +213,14 @@ class LDMRecipe(_RecipeBase):
     autoencoder: AutoencoderConfig = AutoencoderConfig()
     autoencoder_training: AutoencoderTrainingConfig = AutoencoderTrainingConfig()
     conditioning: ConditioningConfig = ConditioningConfig()
+
+    @model_validator(mode="after")
+    def _shapes(self) -> LDMRecipe:
+        spatial = _spatial(self)
+        _check_divisible(spatial, len(self.autoencoder.channels), "space")
+        f = 2 ** (len(self.autoencoder.channels) - 1)
+        _check_divisible(tuple(s // f for s in spatial), len(self.unet.channels), "the latent")
+        return self
 
 
 Recipe = Annotated[DDPMRecipe | LDMRecipe, Field(discriminator="kind")]
@@ -250,3 +281,27 @@ def _describe(err: Any) -> str:
     quiet = err["type"] in ("missing", "extra_forbidden") or isinstance(got, dict | list | tuple)
     shown = "" if quiet else f" (got {got!r})"
     return f"{where}: {msg}{shown}"
+
+
+AuditMetric = Literal["fid", "mmd", "mmd_images", "ms_ssim", "4gr_ssim", "psnr", "variance"]
+ALL_AUDIT_METRICS: tuple[str, ...] = ("fid", "mmd", "mmd_images", "ms_ssim", "4gr_ssim", "psnr", "variance")
+
+
+class AuditRecipe(Strict):
+    """What ``synthkit audit`` computes (``--recipe audit.yaml``; command-line options override it)."""
+
+    metrics: list[AuditMetric] = list(ALL_AUDIT_METRICS)
+    n_synthetic: int = Field(1000, ge=2)  # samples drawn from the store (all if fewer)
+    n_reference: int | None = Field(None, ge=4)  # reference images used (all if None)
+    n_pairs: int = Field(1000, ge=1)  # random distinct pairs for MS-SSIM / 4-G-R-SSIM diversity (Pinaya: 1000)
+    ssim_kernel: int = Field(7, ge=1)  # shrunk automatically for small volumes
+    bootstrap: int = Field(50, ge=0)  # resamples for 95 % confidence intervals of FID / MMD
+    variance_samples: int = Field(50, ge=2)  # the ICN paper's variance heatmaps use 50
+    batch_size: int = Field(8, ge=1)
+    seed: int = Field(0, ge=0)
+    only_qc_pass: bool = True
+
+
+def load_audit_recipe(path: str | Path) -> AuditRecipe:
+    p = Path(path)
+    return validate(AuditRecipe, read_yaml(p), p)

@@ -169,7 +169,12 @@ def warm_worker(spec: ModelSpec, device: str) -> str:
     """Load the model into this worker's cache (run on every worker before any task)."""
     device = _worker_device(device)
     gen = _worker_model(spec, device)
-    gen.sample(1, seeds=[0], device=device)  # first-call costs (templates, kernels) are paid here
+    ranges = gen.covariates.ranges() if getattr(gen, "covariates", None) is not None else {}
+    if all(name in ranges for name in gen.condition_names):  # a first call pays one-off costs (templates, kernels)
+        mid = {name: np.array([0.5 * sum(ranges[name])]) for name in gen.condition_names}
+        if "sex" in mid:
+            mid["sex"] = np.array([1.0])
+        gen.sample(1, seeds=[0], conditions=mid, device=device)
     return device
 
 
@@ -403,7 +408,7 @@ def run(
                 info.shard_range(k)[1] - info.shard_range(k)[0] for k in range(total) if k not in pending
             )
             with _progress(progress) as bar:
-                task = bar.add_task("generating", total=info.n, completed=done_samples)
+                task = bar.add_task("generating", total=info.n, completed=done_samples, start=done_samples)
                 for fut in as_completed(futures):
                     result = fut.result()
                     failed_qc += result["failed_qc"]
@@ -463,9 +468,10 @@ class _progress:
         from rich.text import Text
 
         class Speed(ProgressColumn):
-            def render(self, task: Any) -> Text:
-                speed = task.finished_speed or task.speed
-                return Text(f"{speed:6.1f} samples/s" if speed else "   ... samples/s")
+            def render(self, task: Any) -> Text:  # average since the start: shards finish in bursts
+                done = task.completed - task.fields.get("start", 0)
+                speed = done / task.elapsed if task.elapsed and done > 0 else None
+                return Text(f"{speed:6.2f} samples/s" if speed else "   ... samples/s")
 
         self.bar = Progress(
             TextColumn("{task.description}"),

@@ -22,7 +22,19 @@ def load_generator(model: str | Path = "phantom", *, spacing: float | None = Non
         return PhantomGenerator(spacing=4.0 if spacing is None else float(spacing))
     if spacing is not None:
         raise UsageError("--spacing applies to the phantom only; a checkpoint fixes its own ImageSpace")
-    from synthkit.models.base import read_checkpoint_meta
+    from synthkit.models.base import load_checkpoint
 
-    meta = read_checkpoint_meta(model)
-    raise UsageError(f"{model}: generators of kind {meta['kind']!r} are not available in this version")
+    path = Path(model)
+    tensors, meta = load_checkpoint(path)
+    kind = meta["kind"]
+    if kind == "ddpm":
+        from synthkit.models.ddpm import DDPMGenerator
+
+        return DDPMGenerator.from_checkpoint(tensors, meta, path.resolve(), device)
+    if kind == "ldm":
+        from synthkit.models.ldm import LDMGenerator
+
+        return LDMGenerator.from_checkpoint(tensors, meta, path.resolve(), device)
+    if kind == "autoencoder":
+        raise UsageError(f"{model}: an autoencoder checkpoint (LDM stage 1) cannot generate; use the stage-2 model")
+    raise UsageError(f"{model}: unknown model kind {kind!r} (this synthkit knows ddpm, ldm)")

@@ -1,0 +1,197 @@
+"""The denoising core shared by the ``ddpm`` and ``ldm`` generators: network + conditioning + sampling.
+
+Conditioning follows Pinaya et al.: the context vector is concatenated to the input as constant channels
+**and** fed to cross-attention as a ``(B, 1, C)`` token — either can be switched off in the recipe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from synthkit.config import SamplingConfig, SchedulerConfig
+from synthkit.data.covariates import CovariateDistribution
+from synthkit.errors import CheckpointError
+from synthkit.models.base import Samples, check_seeds, file_sha256
+from synthkit.models.conditioning import ConditionCodec
+from synthkit.models.networks import build_sampling_scheduler, build_unet
+from synthkit.sampling.guidance import guided
+from synthkit.sampling.loops import sample_ddim, sample_ddpm, sample_rflow
+from synthkit.sampling.noise import generators, randn
+from synthkit.space import ImageSpace
+
+
+@dataclass
+class DiffusionCore:
+    unet: torch.nn.Module
+    codec: ConditionCodec
+    scheduler_cfg: SchedulerConfig
+    concat: bool
+    crossattn: bool
+    spatial_dims: int = 3
+    clip_sample: bool = False
+
+    def model(self, x: torch.Tensor, t: torch.Tensor, ctx: torch.Tensor | None) -> torch.Tensor:
+        """The network with its conditioning inputs: ``x`` is (B, C, *spatial)."""
+        if not torch.is_grad_enabled():
+            return fixed_batch_on_cpu(self._model, x, t, ctx)
+        return self._model(x, t, ctx)
+
+    def _model(self, x: torch.Tensor, t: torch.Tensor, ctx: torch.Tensor | None) -> torch.Tensor:
+        inp = x
+        if ctx is not None and self.concat:
+            spatial = (1,) * (x.ndim - 2)
+            inp = torch.cat([x, ctx.reshape(*ctx.shape, *spatial).expand(-1, -1, *x.shape[2:])], dim=1)
+        context = ctx[:, None, :] if (ctx is not None and self.crossattn) else None
+        return self.unet(inp, t, context=context)
+
+    def sample(
+        self,
+        shape: Sequence[int],
+        seeds: Sequence[int],
+        conditions: Mapping[str, np.ndarray] | None,
+        *,
+        device: str,
+        sampling: SamplingConfig,
+        dtype: torch.dtype | None = None,
+    ) -> torch.Tensor:
+        """Denoise from per-sample noise to samples of ``(len(seeds), *shape)`` (network space, not [0, 1])."""
+        n = len(seeds)
+        gens = generators(seeds, device)
+        x = randn(shape, gens, device)
+        ctx = self.codec.encode(conditions, n, device)
+        null = self.codec.null(n, device) if sampling.guidance_scale != 1.0 else None
+        denoise = guided(self.model, ctx, null, sampling.guidance_scale)
+        if dtype is not None and str(device).startswith("cuda"):
+            inner = denoise
+
+            def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+                with torch.autocast("cuda", dtype=dtype):
+                    return inner(x, t).float()
+
+        sampler = "rflow" if self.scheduler_cfg.kind == "rflow" else sampling.sampler
+        scheduler = build_sampling_scheduler(self.scheduler_cfg, sampler, self.clip_sample, self.spatial_dims)
+        with torch.inference_mode():
+            if sampler == "ddim":
+                return sample_ddim(denoise, scheduler, x, gens, steps=sampling.steps, eta=sampling.eta)
+            if sampler == "ddpm":
+                return sample_ddpm(denoise, scheduler, x, gens, steps=sampling.steps)
+            return sample_rflow(denoise, scheduler, x, steps=sampling.steps)
+
+
+#: on the CPU, networks always run on batches of exactly this many samples (see :func:`fixed_batch_on_cpu`)
+CPU_CHUNK = 4
+
+
+def fixed_batch_on_cpu(fn, x: torch.Tensor, *rest: torch.Tensor | None) -> torch.Tensor:
+    """Run ``fn`` on the CPU in chunks of exactly :data:`CPU_CHUNK` samples (the last one padded); batched
+    as it is elsewhere.
+
+    PyTorch picks a 3D convolution implementation by input size (its native kernel for a small batch of 1,
+    oneDNN otherwise) and oneDNN picks algorithms by batch size, so the same sample in batches of 1, 2 and 4
+    differs in the last bits (measured: up to 3e-6 in the UNet, 7e-6 in the decoder) — but never with its
+    position inside a batch of fixed size. Fixed-size chunks therefore keep every CPU sample byte-identical
+    whatever batch it was generated in, and keep oneDNN's speed (~4× the batch-of-1 kernel per sample here).
+    """
+    n = x.shape[0]
+    if x.device.type != "cpu":
+        return fn(x, *rest)
+    outs = []
+    for a in range(0, n, CPU_CHUNK):
+        idx = torch.arange(a, a + CPU_CHUNK).clamp(max=n - 1)  # pad by repeating the last sample
+        out = fn(x[idx], *(None if r is None else r[idx] for r in rest))
+        outs.append(out[: min(CPU_CHUNK, n - a)])
+    return torch.cat(outs)
+
+
+class DiffusionGenerator:
+    """Common part of the ``ddpm`` and ``ldm`` generators (protocol in :mod:`synthkit.models.base`)."""
+
+    kind = "diffusion"
+
+    def __init__(
+        self, core: DiffusionCore, space: ImageSpace, meta: dict[str, Any], path: Path | None, device: str
+    ) -> None:
+        self.core = core
+        self.space = space
+        self.meta = meta
+        self.path = path
+        self.device = device
+        self.condition_names = tuple(core.codec.names)
+        self.sampling = SamplingConfig(**meta["recipe"].get("sampling", {}))
+        cov = meta.get("covariates")
+        self.covariates = CovariateDistribution.from_dict(cov) if cov else None
+        self._sha: str | None = None
+
+    # the network-space shape of one sample, and how to turn network output into [0, 1] images
+    def _shape(self) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def _to_images(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def sample(
+        self,
+        n: int,
+        *,
+        seeds: Sequence[int],
+        conditions: Mapping[str, np.ndarray] | None = None,
+        device: str | None = None,
+    ) -> Samples:
+        seeds = check_seeds(n, seeds)
+        dev = device or self.device
+        if dev != self.device:
+            self.to(dev)
+        amp = torch.bfloat16 if str(dev).startswith("cuda") else None
+        x = self.core.sample(self._shape(), seeds, conditions, device=dev, sampling=self.sampling, dtype=amp)
+        with torch.inference_mode():
+            images = self._to_images(x).float().clamp(0, 1)
+        images = images.reshape(n, *self.space.shape).cpu().numpy()
+        return Samples(images=np.ascontiguousarray(images, dtype=np.float32))
+
+    def to(self, device: str) -> DiffusionGenerator:
+        self.core.unet.to(device)
+        self.device = device
+        return self
+
+    def describe(self) -> dict[str, Any]:
+        if self._sha is None and self.path is not None:
+            self._sha = file_sha256(self.path)
+        return {
+            "kind": self.kind,
+            "checkpoint": None if self.path is None else str(self.path),
+            "checkpoint_sha256": self._sha,
+            "recipe": self.meta.get("recipe"),
+            "step": self.meta.get("step"),
+            "sampling": self.sampling.model_dump(),
+        }
+
+
+def core_from_meta(
+    meta: Mapping[str, Any], recipe: Any, in_channels: int, spatial_dims: int, clip_sample: bool
+) -> DiffusionCore:
+    """Rebuild the denoising core described by a checkpoint's metadata (weights loaded separately)."""
+    codec = ConditionCodec.from_dict(meta["conditioning"])
+    cond = getattr(recipe, "conditioning", None)
+    concat = cond.concat if cond is not None else True
+    crossattn = cond.crossattn if cond is not None else True
+    unet = build_unet(recipe.unet, in_channels, in_channels, codec.dim, concat, crossattn)
+    return DiffusionCore(unet, codec, recipe.scheduler, concat, crossattn, spatial_dims, clip_sample)
+
+
+def load_weights(module: torch.nn.Module, tensors: Mapping[str, torch.Tensor], prefix: str, path: Path) -> None:
+    state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[0]
+        raise CheckpointError(f"{path}: its {prefix.rstrip('.')} weights do not match its recipe ({first})") from None
+
+
+def prefixed(module: torch.nn.Module, prefix: str) -> dict[str, torch.Tensor]:
+    return {f"{prefix}{k}": v for k, v in module.state_dict().items()}

@@ -1,0 +1,155 @@
+"""Stage 1 of the LDM: AutoencoderKL with L1 + KL + patch-adversarial (+ optional perceptual) losses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from synthkit.config import LDMRecipe
+from synthkit.models.base import load_checkpoint, save_checkpoint
+from synthkit.models.diffusion import load_weights, prefixed
+from synthkit.models.networks import build_autoencoder, build_discriminator
+from synthkit.training.common import RunContext
+from synthkit.training.losses import adversarial_loss, kl_loss, perceptual_loss
+from synthkit.training.trainer import LoopHooks, batch_indices, load_state, run_loop, save_state, step_generator
+from synthkit.viz import slice_grid
+
+STAGE = "autoencoder"
+
+
+def train_autoencoder(ctx: RunContext, steps: int, resume: bool) -> Path:
+    recipe = ctx.recipe
+    assert isinstance(recipe, LDMRecipe)
+    cfg = recipe.autoencoder_training
+    dev = ctx.device
+    ae = ctx.layout(build_autoencoder(recipe.autoencoder, ctx.spatial_dims).to(dev))
+    disc = ctx.layout(build_discriminator(ctx.spatial_dims, recipe.space.shape).to(dev))
+    opt_g = torch.optim.Adam(ae.parameters(), lr=cfg.lr)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.disc_lr)
+    adv = adversarial_loss()
+    perc = perceptual_loss(cfg.perceptual_weight, cfg.perceptual_weights)
+    if perc is not None:
+        perc = perc.to(dev)
+    state_file = ctx.out / "state" / f"{STAGE}.pt"
+    start = 0
+    if resume and state_file.exists():
+        st = load_state(state_file)
+        ae.load_state_dict(st["model"])
+        disc.load_state_dict(st["disc"])
+        opt_g.load_state_dict(st["opt"])
+        opt_d.load_state_dict(st["opt_disc"])
+        torch.set_rng_state(st["rng"])
+        start = int(st["step"])
+    train, val = ctx.data.train, ctx.data.val
+    seed = cfg.seed
+
+    def train_step(step: int) -> dict[str, float]:
+        ae.train()
+        torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=step_generator(seed, STAGE, step))))
+        x = ctx.batch(train, batch_indices(len(train), cfg.batch_size, step, seed, STAGE))
+        with ctx.autocast():
+            recon, mu, sigma = ae(x)
+            l1 = (recon.float() - x).abs().mean()
+            kl = kl_loss(mu.float(), sigma.float())
+            loss_g = l1 + cfg.kl_weight * kl
+            p = perc(recon.float(), x) if perc is not None else torch.zeros((), device=dev)
+            loss_g = loss_g + cfg.perceptual_weight * p
+            use_adv = cfg.adv_weight > 0 and step >= cfg.adv_start
+            g_adv = (
+                adv(disc(recon.float())[-1], target_is_real=True, for_discriminator=False)
+                if use_adv
+                else torch.zeros((), device=dev)
+            )
+            loss_g = loss_g + cfg.adv_weight * g_adv
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(ae.parameters(), cfg.grad_clip)
+        opt_g.step()
+        d_loss = torch.zeros(())
+        if use_adv:
+            with ctx.autocast():
+                fake = adv(disc(recon.detach().float())[-1], target_is_real=False, for_discriminator=True)
+                real = adv(disc(x)[-1], target_is_real=True, for_discriminator=True)
+                d_loss = cfg.adv_weight * 0.5 * (fake + real)
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+        losses = {"loss": l1, "kl": kl, "perceptual": p, "adv_g": g_adv, "adv_d": d_loss}
+        return {k: float(v.detach()) for k, v in losses.items()}
+
+    def validate() -> float:
+        bank = val if len(val) else train
+        ae.eval()
+        errs = []
+        with torch.inference_mode():
+            for a in range(0, len(bank), cfg.batch_size):
+                x = ctx.batch(bank, list(range(a, min(a + cfg.batch_size, len(bank)))))
+                errs.append(float((ae.reconstruct(x).float() - x).abs().mean()) * x.shape[0])
+        return sum(errs) / len(bank)
+
+    def preview(done: int) -> None:
+        bank = val if len(val) else train
+        ae.eval()
+        with torch.inference_mode():
+            x = ctx.batch(bank, list(range(min(2, len(bank)))))
+            r = ae.reconstruct(x).float().clamp(0, 1)
+        vols = []
+        for i in range(x.shape[0]):
+            for v in (x[i, 0], r[i, 0]):
+                v = v.cpu().numpy()
+                vols.append(v[..., None] if v.ndim == 2 else v)
+        titles = [f"{kind} {i}" for i in range(x.shape[0]) for kind in ("input", "reconstruction")]
+        slice_grid(
+            vols,
+            ctx.path("previews", f"{STAGE}_step{done:06d}.png"),
+            titles=titles,
+            suptitle=f"autoencoder, step {done}",
+        )
+
+    def checkpoint(done: int) -> None:
+        meta = {**ctx.base_meta(), "kind": "autoencoder", "stage": STAGE, "step": done}
+        tensors = prefixed(ae, "autoencoder.")
+        save_checkpoint(ctx.path("checkpoints", f"{STAGE}-step{done:06d}.safetensors"), tensors, meta)
+        save_checkpoint(ctx.path(f"{STAGE}.safetensors"), tensors, meta)
+
+    def save(done: int) -> None:
+        save_state(
+            state_file,
+            {
+                "step": done,
+                "model": ae.state_dict(),
+                "disc": disc.state_dict(),
+                "opt": opt_g.state_dict(),
+                "opt_disc": opt_d.state_dict(),
+                "rng": torch.get_rng_state(),
+            },
+        )
+
+    t = cfg
+    run_loop(
+        stage=STAGE,
+        start=start,
+        steps=steps,
+        hooks=LoopHooks(train_step, validate, preview, checkpoint, save),
+        log=ctx.log,
+        log_every=t.log_every,
+        val_every=t.val_every,
+        preview_every=t.preview_every,
+        checkpoint_every=t.checkpoint_every,
+        curve=ctx.path("loss.png"),
+        progress=ctx.progress,
+    )
+    return ctx.out / f"{STAGE}.safetensors"
+
+
+def load_trained_autoencoder(ctx: RunContext) -> torch.nn.Module:
+    """The frozen stage-1 autoencoder of this run."""
+    recipe = ctx.recipe
+    assert isinstance(recipe, LDMRecipe)
+    path = ctx.out / f"{STAGE}.safetensors"
+    tensors, _ = load_checkpoint(path)
+    ae = build_autoencoder(recipe.autoencoder, ctx.spatial_dims)
+    load_weights(ae, tensors, "autoencoder.", path)
+    return ae.eval().requires_grad_(False).to(ctx.device)

@@ -1,0 +1,83 @@
+"""What every training stage shares: the run folder, the data, the device, logging and checkpoint metadata."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from synthkit.config import DDPMRecipe, LDMRecipe
+from synthkit.data.covariates import CovariateDistribution
+from synthkit.data.dataset import TrainingData, VolumeBank
+from synthkit.training.trainer import MetricsLog
+
+
+@dataclass
+class RunContext:
+    recipe: DDPMRecipe | LDMRecipe
+    out: Path
+    data: TrainingData
+    device: str
+    log: MetricsLog
+    progress: bool = True
+
+    @property
+    def spatial_dims(self) -> int:
+        return self.recipe.unet.spatial_dims
+
+    def batch(self, bank: VolumeBank, idx: list[int]) -> torch.Tensor:
+        """Images of a batch on the device, (B, 1, X, Y, Z) — or (B, 1, X, Y) for a 2D model."""
+        x = bank.batch(idx)
+        if self.spatial_dims == 2:
+            x = x[..., 0]
+        return self.layout(x.to(self.device))
+
+    def layout(self, x: torch.Tensor | torch.nn.Module):
+        """channels-last for 3D tensors and networks: ~15-20 % faster 3D convolutions (measured on CPU)."""
+        if self.spatial_dims != 3:
+            return x
+        if isinstance(x, torch.nn.Module):
+            return x.to(memory_format=torch.channels_last_3d)
+        return x.contiguous(memory_format=torch.channels_last_3d) if x.ndim == 5 else x
+
+    def path(self, *parts: str) -> Path:
+        p = self.out.joinpath(*parts)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def autocast(self):
+        if self.device.startswith("cuda") and self.recipe.training.amp:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cpu", enabled=False)
+
+    def base_meta(self) -> dict[str, Any]:
+        """Checkpoint metadata common to all stages: no subject IDs, no paths (the manifest by name only)."""
+        recipe = self.recipe.model_dump(mode="json")
+        recipe["data"]["manifest"] = Path(recipe["data"]["manifest"]).name
+        recipe["data"]["cache_dir"] = None
+        manifest = Path(self.recipe.data.manifest)
+        conds = self.data.train_conditions
+        covariates = CovariateDistribution.fit(conds).to_dict() if conds else None
+        return {
+            "recipe": recipe,
+            "space": self.recipe.space.to_space().to_dict(),
+            "covariates": covariates,
+            "training_data": {
+                "n_train": len(self.data.train),
+                "n_val": len(self.data.val),
+                "manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest(),
+            },
+        }
+
+
+def to_device_state(state: dict[str, torch.Tensor], device: str) -> dict[str, torch.Tensor]:
+    return {k: v.to(device) for k, v in state.items()}
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)

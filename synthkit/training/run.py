@@ -1,0 +1,117 @@
+"""``synthkit train``: recipe → checked data → stages → checkpoints, metrics, previews."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from synthkit.config import LDMRecipe, load_recipe
+from synthkit.data.dataset import load_training_data
+from synthkit.data.preprocess import PreprocessParams
+from synthkit.errors import UsageError
+from synthkit.training.common import RunContext, seed_everything
+from synthkit.training.trainer import MetricsLog
+
+STAGES = ("autoencoder", "diffusion")
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    checkpoint: Path
+    stages: list[str]
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available")
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise UsageError(f"--device {device!r}: expected auto, cpu or cuda")
+    return device
+
+
+def train(
+    recipe_path: str | Path,
+    *,
+    out: str | Path | None = None,
+    resume: bool = False,
+    device: str = "auto",
+    max_steps: int | None = None,
+    stage: str | None = None,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> TrainResult:
+    """Train every stage of a recipe (or one with ``stage``); ``max_steps`` caps each stage's steps."""
+    recipe = load_recipe(recipe_path)
+    dev = resolve_device(device)
+    if max_steps is not None and max_steps < 1:
+        raise UsageError("--max-steps must be at least 1")
+    stages = list(STAGES) if isinstance(recipe, LDMRecipe) else ["diffusion"]
+    if stage is not None:
+        if stage not in stages:
+            raise UsageError(f"--stage {stage!r}: a {recipe.kind} recipe has stage(s) {', '.join(stages)}")
+        stages = [stage]
+    out_p = Path(out) if out is not None else Path("runs") / recipe.name
+    if out_p.exists() and any((out_p / "state").glob("*.pt")) and not resume and stage is None:
+        raise UsageError(f"{out_p} already holds a training run; use --resume to continue it or another --out")
+    needs_ae = "diffusion" in stages and isinstance(recipe, LDMRecipe) and "autoencoder" not in stages
+    if needs_ae and not (out_p / "autoencoder.safetensors").exists():
+        raise UsageError(f"--stage diffusion needs the trained autoencoder {out_p / 'autoencoder.safetensors'}")
+    # everything about the data is checked before any training starts
+    p = recipe.data.preprocess
+    data = load_training_data(
+        recipe.data.manifest,
+        recipe.space.to_space(),
+        recipe.data.conditions,
+        val_fraction=recipe.data.val_fraction,
+        seed=recipe.training.seed,
+        params=PreprocessParams(p.lower_percentile, p.upper_percentile),
+        cache_dir=recipe.data.cache_dir,
+    )
+    out_p.mkdir(parents=True, exist_ok=True)
+    if Path(recipe_path).resolve() != (out_p / "recipe.yaml").resolve():
+        shutil.copyfile(recipe_path, out_p / "recipe.yaml")
+    (out_p / "recipe.resolved.yaml").write_text(yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False))
+    echo(
+        f"{recipe.kind} '{recipe.name}': {len(data.train)} training / {len(data.val)} validation images, "
+        f"{recipe.space.to_space().describe()}, conditions: {', '.join(recipe.data.conditions) or 'none'}; device {dev}"
+    )
+    data.train.load(max_memory_gb=8, progress="preprocessing training images" if progress else None)
+    data.val.load(max_memory_gb=2, progress="preprocessing validation images" if progress else None)
+    seed_everything(recipe.training.seed)
+    log = MetricsLog(out_p / "metrics.csv")
+    ctx = RunContext(recipe, out_p, data, dev, log, progress)
+    checkpoint = out_p / "model.safetensors"
+    for s in stages:
+        steps_cfg = recipe.autoencoder_training.steps if s == "autoencoder" else recipe.training.steps  # type: ignore[union-attr]
+        steps = min(steps_cfg, max_steps) if max_steps else steps_cfg
+        log.load(s, upto=_resumed_step(out_p, s) if resume else 0)
+        echo(f"stage {s}: {steps} steps" + (" (resuming)" if resume and (out_p / "state" / f"{s}.pt").exists() else ""))
+        if s == "autoencoder":
+            from synthkit.training.autoencoder import train_autoencoder
+
+            checkpoint = train_autoencoder(ctx, steps, resume)
+        else:
+            from synthkit.training.diffusion import train_diffusion
+
+            checkpoint = train_diffusion(ctx, steps, resume)
+        log.write()
+        log.plot(out_p / "loss.png")
+    return TrainResult(out_p, checkpoint, stages)
+
+
+def _resumed_step(out: Path, stage: str) -> int:
+    f = out / "state" / f"{stage}.pt"
+    if not f.exists():
+        return 0
+    from synthkit.training.trainer import load_state
+
+    return int(load_state(f)["step"])
