@@ -146,14 +146,30 @@ def manifest_validate(
 
 @app.command(rich_help_panel=MODELS)
 def train(
-    recipe: Annotated[Path, typer.Argument(help="Training recipe (YAML), e.g. recipes/demo-ldm.yaml.")],
-    out: Annotated[Path | None, typer.Option(help="Run folder (default runs/<recipe name>).")] = None,
+    recipe: Annotated[Path, typer.Argument(help="Training recipe (YAML), or 'brain-age' for a brain-age model.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Run folder (default runs/<recipe name>); the model file for brain-age.")
+    ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run at its saved step.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     max_steps: Annotated[int | None, typer.Option(min=1, help="Cap every stage at this many steps.")] = None,
     stage: Annotated[str | None, typer.Option(help="Train one stage only: autoencoder or diffusion (LDM).")] = None,
+    manifest: Annotated[Path | None, typer.Option(help="brain-age: manifest of real images with ages.")] = None,
+    kind: Annotated[str, typer.Option(help="brain-age: sklearn (PCA + ridge) or cnn (small 3D CNN).")] = "sklearn",
+    store: Annotated[Path | None, typer.Option(help="brain-age: a store whose ImageSpace the model uses.")] = None,
+    spacing: Annotated[
+        float | None, typer.Option(help="brain-age: else the 160×224×160 mm grid at this spacing.")
+    ] = None,
+    seed: Annotated[int, typer.Option(min=0, help="brain-age: seed for the split and the fit.")] = 0,
 ) -> None:
-    """Train a generator (ddpm or ldm) from a recipe; writes checkpoints, metrics, loss curve, previews."""
+    """Train a generator (ddpm or ldm) from a recipe, or a brain-age model (`synthkit train brain-age …`)."""
+    from synthkit.generate.engine import resolve_device
+
+    if str(recipe) == "brain-age":
+        _train_brain_age(manifest, out, kind, store, spacing, seed, resolve_device(device))
+        return
+    if manifest is not None or store is not None or spacing is not None:
+        raise UsageError("--manifest/--store/--spacing belong to 'synthkit train brain-age'")
     from synthkit.training.run import train as run_training
 
     res = run_training(
@@ -171,6 +187,36 @@ def train(
     )
     if res.checkpoint.name == "model.safetensors":
         console.print(f"  next: synthkit sample {res.checkpoint} --n 8 --out preview.png")
+
+
+def _train_brain_age(manifest, out, kind, store, spacing, seed, device) -> None:
+    from synthkit.space import ImageSpace
+    from synthkit.training.brain_age import train_brain_age
+
+    if manifest is None or out is None:
+        raise UsageError("synthkit train brain-age needs --manifest M.csv and --out MODEL.safetensors")
+    if (store is None) == (spacing is None):
+        raise UsageError("give the ImageSpace with --store STORE (its space) or --spacing MM")
+    if store is not None:
+        from synthkit.store.reader import open_store
+
+        space = open_store(store)[1].space
+    else:
+        space = ImageSpace.centered([round(e / spacing) for e in (160, 224, 160)], spacing)
+    res = train_brain_age(
+        manifest,
+        out,
+        space,
+        kind=kind,
+        seed=seed,
+        device=device,
+        echo=lambda m: console.print(m, markup=False, highlight=False),
+    )
+    h = res.held_out
+    console.print(
+        f"[green]wrote[/green] {res.path}: held-out r = {h['pearson_r']:.3f}, MAE = {h['mae']:.2f} years "
+        f"(n = {h['n']}); scatter: {res.figure}"
+    )
 
 
 @app.command(rich_help_panel=MODELS)
@@ -369,6 +415,17 @@ def audit(
     med3d_weights: Annotated[
         Path | None, typer.Option(help="MedicalNet weights (resnet_*_23dataset.pth); without them a named fallback.")
     ] = None,
+    synthseg_model: Annotated[
+        Path | None,
+        typer.Option(help="SynthSeg weights (synthseg_2.0.h5) for the conditioning check; else weight-free."),
+    ] = None,
+    brain_age: Annotated[Path | None, typer.Option(help="A brain-age model (synthkit train brain-age).")] = None,
+    training: Annotated[
+        Path | None, typer.Option(help="The generator's training manifest: memorisation check.")
+    ] = None,
+    show_training_ids: Annotated[
+        bool, typer.Option("--show-training-ids", help="Name training subjects in the report (off: privacy).")
+    ] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     seed: Annotated[int | None, typer.Option(min=0, help="Seed for sample and pair selection.")] = None,
 ) -> None:
@@ -386,6 +443,10 @@ def audit(
         out,
         r,
         med3d_weights=med3d_weights,
+        synthseg_model=synthseg_model,
+        brain_age=brain_age,
+        training=training,
+        show_training_ids=show_training_ids,
         device=resolve_device(device),
         echo=lambda m: console.print(m, markup=False, highlight=False),
     )
@@ -393,6 +454,56 @@ def audit(
         err_console.print(f"warning: {w}", markup=False, highlight=False)
     _print_audit(res.report)
     console.print(f"[green]report[/green]: {res.out / 'report.html'} (and report.json)")
+
+
+@app.command(rich_help_panel=AUDIT)
+def segment(
+    inputs: Annotated[list[Path], typer.Argument(help="NIfTI files, or one cohort store (.zarr).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for label maps and volumes.csv.")],
+    synthseg_model: Annotated[
+        Path | None, typer.Option(help="SynthSeg weights (synthseg_1.0.h5 / synthseg_2.0.h5); else weight-free.")
+    ] = None,
+    freesurfer: Annotated[bool, typer.Option("--freesurfer", help="Use mri_synthseg if it is on PATH.")] = False,
+    indices: Annotated[str | None, typer.Option(help="For a store: which samples (0:10, 5, ::100).")] = None,
+) -> None:
+    """Segment images (files or a store): label maps and a volumes CSV (ventricles, brain, GM, WM, CSF, mm³)."""
+    import pandas as pd
+    from rich.progress import track
+
+    from synthkit.data.io import load_nifti, save_nifti
+    from synthkit.metrics.segmentation import make_segmenter
+    from synthkit.store.writer import is_store
+
+    seg = make_segmenter(synthseg_model, prefer_freesurfer=freesurfer)
+    console.print(f"segmenter: {seg.name}", markup=False)
+    jobs: list[tuple[str, object]] = []
+    if len(inputs) == 1 and is_store(inputs[0]):
+        from synthkit.store.export import parse_indices
+        from synthkit.store.reader import open_cohort
+
+        cohort = open_cohort(inputs[0], allow_incomplete=True)
+        for pos in parse_indices(indices, len(cohort)):
+            jobs.append((f"sample_{int(cohort.indices[pos]):06d}", (cohort, pos)))
+    else:
+        if indices is not None:
+            raise UsageError("--indices applies to a store only")
+        for p in inputs:
+            if not p.exists():
+                raise UsageError(f"{p}: file not found")
+            jobs.append((p.name.removesuffix(".gz").removesuffix(".nii"), p))
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name, src in track(jobs, description="segmenting", transient=True):
+        if isinstance(src, Path):
+            img, aff = load_nifti(src)
+        else:
+            cohort, pos = src  # type: ignore[misc]
+            img, aff = cohort.image(pos), cohort.space.affine_array
+        r = seg.segment(img, aff)
+        save_nifti(r.labels.astype("int16"), aff, out / f"{name}_labels.nii.gz", dtype="int16")
+        rows.append({"name": name, **r.volumes})
+    pd.DataFrame(rows).to_csv(out / "volumes.csv", index=False)
+    console.print(f"[green]wrote[/green] {len(rows)} label maps and {out / 'volumes.csv'}")
 
 
 def _print_audit(report: dict) -> None:
@@ -408,6 +519,22 @@ def _print_audit(report: dict) -> None:
     for k in ("ms_ssim", "4gr_ssim"):
         if k in m:
             t.add_row(k + " (diversity)", f"{m[k]['synthetic']['mean']:.4g}", f"{m[k]['real']['mean']:.4g}")
+    for name, rows in (m.get("conditioning") or {}).get("conditions", {}).items():
+        s = rows["synthetic_requested_vs_measured"]
+        ceiling = rows.get("reference_recorded_vs_measured", {}).get("pearson_r")
+        t.add_row(
+            f"{name}: r(requested, measured)", f"{s['pearson_r']:.3f}", "–" if ceiling is None else f"{ceiling:.3f}"
+        )
+    if m.get("brain_age", {}).get("synthetic_requested_vs_predicted"):
+        b = m["brain_age"]
+        ceiling = (b.get("reference_recorded_vs_predicted") or b.get("held_out_at_training") or {}).get("pearson_r")
+        t.add_row(
+            "age: r(requested, predicted)",
+            f"{b['synthetic_requested_vs_predicted']['pearson_r']:.3f}",
+            "–" if ceiling is None else f"{ceiling:.3f}",
+        )
+    if m.get("memorisation"):
+        t.add_row("memorisation: flagged", f"{100 * m['memorisation']['fraction_flagged']:.1f} %", "0 % by definition")
     if "psnr" in m:
         t.add_row(
             "psnr vs nearest real",

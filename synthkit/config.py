@@ -300,6 +300,12 @@ class AuditRecipe(Strict):
     batch_size: int = Field(8, ge=1)
     seed: int = Field(0, ge=0)
     only_qc_pass: bool = True
+    #: conditioning check: segment this many synthetic (and reference) images when the store has volume conditions
+    conditioning: bool = True
+    n_segment: int = Field(100, ge=3)
+    #: generate a few samples beyond the training range (Pinaya's Fig. 4) when the store's generator can be loaded
+    extrapolation: bool = True
+    extrapolation_per_level: int = Field(3, ge=1)
 
 
 def load_audit_recipe(path: str | Path) -> AuditRecipe:

@@ -82,6 +82,65 @@ def write_html(report: dict[str, Any], out: Path) -> Path:
             f"<tr><td>real vs nearest other real</td><td>{_fmt(p['real_vs_nearest_real']['psnr'])}</td>"
             f"<td>{_fmt(p['real_vs_nearest_real']['mse'])}</td></tr></table>"
         )
+    if m.get("conditioning"):
+        c = m["conditioning"]
+        parts.append(
+            f"<h2>Conditioning (segmenter: {html.escape(c['segmenter'])})</h2><table><tr><th>condition</th>"
+            "<th>comparison</th><th>n</th><th>Pearson r</th><th>Spearman ρ</th><th>MAE (mm³)</th></tr>"
+        )
+        labels = {
+            "synthetic_requested_vs_measured": "synthetic: requested vs measured",
+            "segmenter_vs_true_on_synthetic": "synthetic: true vs measured (segmenter accuracy)",
+            "reference_recorded_vs_measured": "reference: recorded vs measured (ceiling)",
+        }
+        for name, rows in c["conditions"].items():
+            for key, label in labels.items():
+                if key in rows:
+                    s = rows[key]
+                    parts.append(
+                        f"<tr><td>{html.escape(name)}</td><td>{label}</td><td>{s['n']}</td><td>{_fmt(s['pearson_r'])}</td>"
+                        f"<td>{_fmt(s['spearman_rho'])}</td><td>{_fmt(s['mae'])}</td></tr>"
+                    )
+        parts.append("</table>")
+    if m.get("extrapolation"):
+        parts.append(
+            "<h2>Extrapolation beyond the training range</h2><table><tr><th>condition</th><th>requested</th>"
+            "<th>measured means</th><th>monotone below / above</th><th>Spearman ρ</th></tr>"
+        )
+        for name, e in m["extrapolation"].items():
+            if not isinstance(e, dict):
+                continue
+            req = ", ".join(f"{v / 1000:.0f}" for v in e["requested_levels"])
+            mea = ", ".join(f"{v / 1000:.1f}" for v in e["measured_means"])
+            parts.append(
+                f"<tr><td>{html.escape(name)}</td><td>{req} ml</td><td>{mea} ml</td>"
+                f"<td>{e['monotone_below']} / {e['monotone_above']}</td><td>{_fmt(e['spearman_rho'])}</td></tr>"
+            )
+        parts.append("</table>")
+    if m.get("brain_age") and "synthetic_requested_vs_predicted" in m["brain_age"]:
+        b = m["brain_age"]
+        parts.append(
+            f"<h2>Brain age ({html.escape(b['kind'])})</h2><table><tr><th></th><th>n</th><th>Pearson r</th><th>MAE (years)</th></tr>"
+        )
+        for key, label in (
+            ("synthetic_requested_vs_predicted", "synthetic: requested vs predicted"),
+            ("reference_recorded_vs_predicted", "reference: recorded vs predicted (ceiling)"),
+            ("held_out_at_training", "held-out at training"),
+        ):
+            if b.get(key):
+                s = b[key]
+                parts.append(
+                    f"<tr><td>{label}</td><td>{s['n']}</td><td>{_fmt(s['pearson_r'])}</td><td>{_fmt(s['mae'])}</td></tr>"
+                )
+        parts.append("</table>")
+    if m.get("memorisation"):
+        mm = m["memorisation"]
+        parts.append(
+            "<h2>Memorisation</h2><p>A synthetic sample is flagged when it is more similar to a training image "
+            f"({html.escape(mm['similarity'])}) than any real held-out image is (max {mm['threshold_max_heldout_similarity']:.4f}). "
+            f"<b>{mm['n_flagged']} of {report['counts']['synthetic']} flagged ({100 * mm['fraction_flagged']:.1f} %)</b>; "
+            f"median similarity {mm['synthetic_similarity_median']:.4f} (synthetic) vs {mm['heldout_similarity_median']:.4f} (held-out).</p>"
+        )
     for extra in report.get("sections", []):
         parts.append(extra)
     parts.append("<h2>Figures</h2>")

@@ -8,18 +8,16 @@ Loading never unpickles anything.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from synthkit.errors import CheckpointError
+from synthkit.safefile import META_KEY, read_meta, stamp
 from synthkit.space import ImageSpace
-from synthkit.version import __version__
 
 
 @dataclass
@@ -89,8 +87,6 @@ def check_seeds(n: int, seeds: Sequence[int]) -> list[int]:
 
 # --------------------------------------------------------------------------------------------- checkpoints
 
-_META_KEY = "synthkit"
-
 
 def save_checkpoint(path: str | Path, tensors: Mapping[str, Any], meta: Mapping[str, Any]) -> Path:
     """Write weights and JSON metadata to one ``.safetensors`` file (atomically)."""
@@ -98,14 +94,9 @@ def save_checkpoint(path: str | Path, tensors: Mapping[str, Any], meta: Mapping[
 
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    full = {
-        "synthkit_version": __version__,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        **meta,
-    }
     contiguous = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     tmp = p.with_suffix(p.suffix + ".tmp")
-    save_file(contiguous, str(tmp), metadata={_META_KEY: json.dumps(full, sort_keys=True)})
+    save_file(contiguous, str(tmp), metadata={META_KEY: stamp(meta)})
     tmp.replace(p)
     return p
 
@@ -134,35 +125,4 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _open(path: str | Path) -> tuple[Path, dict[str, Any]]:
-    from safetensors import SafetensorError, safe_open
-
-    p = Path(path)
-    if not p.exists():
-        raise CheckpointError(f"{p}: checkpoint not found")
-    with open(p, "rb") as f:
-        head = f.read(8)
-    if head[:2] == b"PK" or head[:1] == b"\x80":
-        raise CheckpointError(
-            f"{p}: this is a pickled PyTorch file; synthkit only loads .safetensors checkpoints "
-            "(pickles can run arbitrary code)"
-        )
-    size = p.stat().st_size
-    if len(head) < 8 or int.from_bytes(head, "little") + 8 > size:
-        raise CheckpointError(f"{p}: truncated or not a safetensors file")
-    try:
-        with safe_open(str(p), framework="pt") as f:
-            raw = (f.metadata() or {}).get(_META_KEY)
-            names = list(f.keys())
-            for name in names:  # a truncated payload fails here rather than mid-training
-                f.get_slice(name)
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{p}: not a valid safetensors file ({str(e).splitlines()[0]})") from None
-    if raw is None:
-        raise CheckpointError(f"{p}: a safetensors file without synthkit metadata (not a synthkit checkpoint)")
-    try:
-        meta = json.loads(raw)
-    except json.JSONDecodeError:
-        raise CheckpointError(f"{p}: its synthkit metadata is not valid JSON") from None
-    if not isinstance(meta, dict) or "kind" not in meta:
-        raise CheckpointError(f"{p}: its synthkit metadata names no model kind")
-    return p, meta
+    return read_meta(path, "checkpoint")
