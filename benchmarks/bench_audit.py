@@ -30,35 +30,9 @@ def emit(d: dict) -> None:
 
 
 def store_of(path: Path, images: np.ndarray, space) -> Path:
-    from synthkit.seeding import sample_seeds
-    from synthkit.store.format import StoreInfo
-    from synthkit.store.writer import create_store, write_shard
+    from synthkit.store.writer import write_images
 
-    n = len(images)
-    info = StoreInfo(
-        space=space,
-        n=n,
-        shard_size=32,
-        dtype="float16",
-        root_seed=0,
-        condition_names=[],
-        measure_names=[],
-        has_labels=False,
-        generator={"kind": "phantom"},
-    )
-    create_store(path, info, conditions={}, seeds=sample_seeds(0, range(n)))
-    for k in range(info.n_shards):
-        a, b = info.shard_range(k)
-        write_shard(
-            path,
-            info,
-            k,
-            images=images[a:b],
-            labels=None,
-            qc_attempts=np.ones(b - a),
-            qc_pass=np.ones(b - a, bool),
-            measures={},
-        )
+    write_images(path, images, space, generator={"kind": "phantom"})
     return path
 
 

@@ -38,10 +38,8 @@ def bench_io(tmp: Path, n: int, spacing: float, noise: float) -> None:
     import nibabel as nib
 
     from synthkit.data.phantom import default_space, draw_params, render
-    from synthkit.seeding import sample_seeds
-    from synthkit.store.format import StoreInfo
     from synthkit.store.reader import open_cohort
-    from synthkit.store.writer import create_store, write_shard
+    from synthkit.store.writer import write_images
 
     space = default_space(spacing)
     rng = np.random.default_rng(0)
@@ -63,34 +61,9 @@ def bench_io(tmp: Path, n: int, spacing: float, noise: float) -> None:
     size_nii = sum(f.stat().st_size for f in nii.glob("*.nii.gz")) / n
     base = {"space": space.describe(), "volumes": n, "noise_sd": noise}
     for codec in ("zstd", "lz4"):
-        shard = 8
-        info = StoreInfo(
-            space=space,
-            n=n,
-            shard_size=shard,
-            dtype="float16",
-            codec=codec,
-            root_seed=0,
-            condition_names=[],
-            measure_names=[],
-            has_labels=False,
-            generator={"kind": "phantom"},
-        )
         store = tmp / f"bench-{spacing}-{noise}-{codec}.zarr"
         t = time.perf_counter()
-        create_store(store, info, conditions={}, seeds=sample_seeds(0, range(n)))
-        for k in range(info.n_shards):
-            a, b = info.shard_range(k)
-            write_shard(
-                store,
-                info,
-                k,
-                images=images[a:b],
-                labels=None,
-                qc_attempts=np.ones(b - a),
-                qc_pass=np.ones(b - a, bool),
-                measures={},
-            )
+        write_images(store, images, space, shard_size=8, codec=codec, generator={"kind": "phantom"})
         t_write = time.perf_counter() - t
         size = sum(f.stat().st_size for f in store.rglob("*") if f.is_file()) / n
         cohort = open_cohort(store)

@@ -103,6 +103,15 @@ class UNetConfig(Strict):
             raise ValueError("attention_levels needs one entry per level of channels")
         if isinstance(self.num_head_channels, list) and len(self.num_head_channels) != len(self.channels):
             raise ValueError("num_head_channels needs one entry per level of channels")
+        heads = self.num_head_channels
+        heads = heads if isinstance(heads, list) else [heads] * len(self.channels)
+        last = len(self.channels) - 1
+        for i, (c, h, att) in enumerate(zip(self.channels, heads, self.attention_levels, strict=True)):
+            if (att or i == last) and (h <= 0 or c % h):
+                raise ValueError(
+                    f"num_head_channels at level {i} must be a positive divisor of its {c} channels "
+                    "(attention levels and the deepest level, where MONAI's middle block attends)"
+                )
         if any(c % self.norm_num_groups for c in self.channels):
             raise ValueError("every channel count must be divisible by norm_num_groups")
         return self

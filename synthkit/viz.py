@@ -45,8 +45,8 @@ def slice_grid(
             im = ax.imshow(sl, origin="lower", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
-            if c == 0 and titles is not None:
-                ax.set_ylabel(titles[r], fontsize=8)
+            if c == 1 and titles is not None:  # above the row's middle panel: long labels stay readable
+                ax.set_title(titles[r], fontsize=7)
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
     if colorbar and im is not None:

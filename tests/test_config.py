@@ -64,3 +64,29 @@ def test_unet_levels_must_agree(tmp_path):
     text = GOOD + "unet: {channels: [16, 32], attention_levels: [false]}\n"
     with pytest.raises(RecipeError, match="unet: .*attention_levels"):
         load_recipe(write(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    "unet",
+    [
+        "{channels: [16, 32], attention_levels: [false, true], num_head_channels: 12}",
+        "{channels: [16, 32], attention_levels: [false, false], num_head_channels: [0, 0]}",
+    ],
+)
+def test_head_channels_must_divide_attending_levels_and_the_middle_block(tmp_path, unet):
+    with pytest.raises(RecipeError, match=r"unet: .*num_head_channels at level 1 .*32 channels"):
+        load_recipe(write(tmp_path, GOOD + f"unet: {unet}\n"))
+
+
+def test_the_deepest_level_keeps_its_heads_for_the_middle_block(tmp_path):
+    from synthkit.models.networks import build_unet
+
+    r = load_recipe(
+        write(
+            tmp_path,
+            GOOD + "unet: {channels: [16, 32], attention_levels: [false, false], "
+            "num_head_channels: 16, norm_num_groups: 8}\n",
+        )
+    )
+    net = build_unet(r.unet, 1, 1, 0, concat=False, crossattn=False)
+    assert net.middle_block.attention.attn.num_heads == 2

@@ -171,39 +171,25 @@ def run_audit(
         f_syn = ext.features(syn, batch_size=r.batch_size)
         f_real = reference_features(ext, inputs, r.batch_size)
         timings["features"] = time.perf_counter() - t
-    if "fid" in r.metrics:
-        t = time.perf_counter()
-        boot = [
-            fid_mod.fid(
-                f_syn[rng.integers(0, len(f_syn), len(f_syn))], f_real[rng.integers(0, len(f_real), len(f_real))]
-            )
-            for _ in range(r.bootstrap)
-        ]
-        est = fid_mod.fid(f_syn, f_real)
-        metrics["fid"] = {
-            "synthetic_vs_real": est,
-            "ci95": _basic_ci(est, np.array(boot), floor=0.0),
-            "real_vs_real": fid_mod.fid(f_real[a], f_real[b]),
-            "features": ext.name,
-        }
-        timings["fid"] = time.perf_counter() - t
-    if "mmd" in r.metrics:
-        t = time.perf_counter()
-        boot = [
-            mmd_mod.mmd2_gaussian(
-                f_syn[rng.integers(0, len(f_syn), len(f_syn))], f_real[rng.integers(0, len(f_real), len(f_real))]
-            )
-            for _ in range(r.bootstrap)
-        ]
-        est = mmd_mod.mmd2_gaussian(f_syn, f_real)
-        metrics["mmd"] = {
-            "synthetic_vs_real": est,
-            "ci95": _basic_ci(est, np.array(boot)),
-            "real_vs_real": mmd_mod.mmd2_gaussian(f_real[a], f_real[b]),
-            "features": ext.name,
-            "kernel": "gaussian, median heuristic",
-        }
-        timings["mmd"] = time.perf_counter() - t
+    for name, fn, floor, extra in (
+        ("fid", fid_mod.fid, 0.0, {}),
+        ("mmd", mmd_mod.mmd2_gaussian, None, {"kernel": "gaussian, median heuristic"}),
+    ):
+        if name in r.metrics:
+            t = time.perf_counter()
+            est = fn(f_syn, f_real)
+            boot = [
+                fn(f_syn[rng.integers(0, len(f_syn), len(f_syn))], f_real[rng.integers(0, len(f_real), len(f_real))])
+                for _ in range(r.bootstrap)
+            ]
+            metrics[name] = {
+                "synthetic_vs_real": est,
+                "ci95": _basic_ci(est, np.array(boot), floor=floor),
+                "real_vs_real": fn(f_real[a], f_real[b]),
+                "features": ext.name,
+                **extra,
+            }
+            timings[name] = time.perf_counter() - t
     if "mmd_images" in r.metrics:
         t = time.perf_counter()
         n = min(len(syn), len(real))

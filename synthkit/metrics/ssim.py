@@ -77,22 +77,42 @@ def _prep(x) -> torch.Tensor:
     return t[:, None] if t.ndim == 4 else t
 
 
-def ms_ssim(
-    x, y, *, data_range: float = 1.0, kernel_size: int = 7, sigma: float = 1.5, weights: Sequence[float] = MS_WEIGHTS
+def _multiscale(
+    x,
+    y,
+    per_scale: Callable[..., torch.Tensor],
+    *,
+    data_range: float,
+    kernel_size: int,
+    sigma: float,
+    weights: Sequence[float],
 ) -> torch.Tensor:
-    """MS-SSIM of each pair ``(x[i], y[i])``; inputs (B, X, Y, Z) or (B, 1, X, Y, Z) → (B,)."""
+    """Π_i relu(per_scale(x_i, y_i))^w_i over scales i, with 2× average pooling between scales."""
     x, y = _prep(x), _prep(y)
     k, w = fit_kernel(x.shape[2:], kernel_size, weights)
     g = _gauss(k, sigma, x.device, x.dtype)
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     terms = []
     for i in range(len(w)):
-        ssim, cs = _ssim_cs(x, y, g, c1, c2)
-        terms.append(torch.relu((ssim if i == len(w) - 1 else cs).flatten(1).mean(1)))
+        terms.append(torch.relu(per_scale(x, y, g, c1, c2, i == len(w) - 1)))
         if i < len(w) - 1:
             x, y = F.avg_pool3d(x, 2), F.avg_pool3d(y, 2)
     wt = torch.tensor(w, dtype=x.dtype, device=x.device)
     return torch.prod(torch.stack(terms) ** wt[:, None], dim=0)
+
+
+def _ms_ssim_scale(x, y, g, c1, c2, last: bool) -> torch.Tensor:
+    ssim, cs = _ssim_cs(x, y, g, c1, c2)
+    return (ssim if last else cs).flatten(1).mean(1)
+
+
+def ms_ssim(
+    x, y, *, data_range: float = 1.0, kernel_size: int = 7, sigma: float = 1.5, weights: Sequence[float] = MS_WEIGHTS
+) -> torch.Tensor:
+    """MS-SSIM of each pair ``(x[i], y[i])``; inputs (B, X, Y, Z) or (B, 1, X, Y, Z) → (B,)."""
+    return _multiscale(
+        x, y, _ms_ssim_scale, data_range=data_range, kernel_size=kernel_size, sigma=sigma, weights=weights
+    )
 
 
 def sobel_magnitude(x: torch.Tensor) -> torch.Tensor:
@@ -116,6 +136,28 @@ def _crop_to(x: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
     return x[(slice(None), slice(None), *sl)]
 
 
+def _four_region_scale(x, y, g, c1, c2, last: bool, t_edge: float = 0.12, t_smooth: float = 0.06) -> torch.Tensor:
+    gx, gy = sobel_magnitude(x), sobel_magnitude(y)
+    mx, my = _blur(x, g), _blur(y, g)
+    lum = (2 * mx * my + c1) / (mx * mx + my * my + c1)
+    _, cs = _ssim_cs(gx, gy, g, c2, c2)  # contrast-structure on gradient maps (Chen et al. 2006)
+    gmap = lum * cs
+    px, py = _crop_to(gx, gmap.shape[2:]), _crop_to(gy, gmap.shape[2:])
+    gmax = gx.flatten(1).amax(1).clamp(min=1e-12).view(-1, 1, 1, 1, 1)
+    t1, t2 = t_edge * gmax, t_smooth * gmax
+    edge_x, edge_y = px > t1, py > t1
+    regions = [edge_x & edge_y, edge_x ^ edge_y, (px < t2) & ~edge_y]  # preserved edge, changed edge, smooth
+    regions.append(~(regions[0] | regions[1] | regions[2]))  # texture
+    score = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+    wsum = torch.zeros_like(score)
+    for r in regions:
+        n = r.flatten(1).sum(1)
+        mean = (gmap * r).flatten(1).sum(1) / n.clamp(min=1)
+        score = score + torch.where(n > 0, 0.25 * mean, torch.zeros_like(mean))
+        wsum = wsum + 0.25 * (n > 0)
+    return score / wsum.clamp(min=1e-12)
+
+
 def four_g_r_ssim(
     x,
     y,
@@ -128,36 +170,11 @@ def four_g_r_ssim(
     t_smooth: float = 0.06,
 ) -> torch.Tensor:
     """4-G-R-SSIM of each pair, ``x`` being the reference for the region split; (B, ...) → (B,)."""
-    x, y = _prep(x), _prep(y)
-    k, w = fit_kernel(x.shape[2:], kernel_size, weights)
-    g = _gauss(k, sigma, x.device, x.dtype)
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    per_scale = []
-    for i in range(len(w)):
-        gx, gy = sobel_magnitude(x), sobel_magnitude(y)
-        mx, my = _blur(x, g), _blur(y, g)
-        lum = (2 * mx * my + c1) / (mx * mx + my * my + c1)
-        _, cs = _ssim_cs(gx, gy, g, c2, c2)  # contrast-structure on gradient maps (Chen et al. 2006)
-        gmap = lum * cs
-        px, py = _crop_to(gx, gmap.shape[2:]), _crop_to(gy, gmap.shape[2:])
-        gmax = gx.flatten(1).amax(1).clamp(min=1e-12).view(-1, 1, 1, 1, 1)
-        t1, t2 = t_edge * gmax, t_smooth * gmax
-        edge_x, edge_y = px > t1, py > t1
-        regions = [edge_x & edge_y, edge_x ^ edge_y, (px < t2) & ~edge_y]
-        regions.append(~(regions[0] | regions[1] | regions[2]))
-        score = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
-        wsum = torch.zeros_like(score)
-        for r in regions:
-            n = r.flatten(1).sum(1)
-            has = n > 0
-            mean = (gmap * r).flatten(1).sum(1) / n.clamp(min=1)
-            score = score + torch.where(has, 0.25 * mean, torch.zeros_like(mean))
-            wsum = wsum + 0.25 * has
-        per_scale.append(torch.relu(score / wsum.clamp(min=1e-12)))
-        if i < len(w) - 1:
-            x, y = F.avg_pool3d(x, 2), F.avg_pool3d(y, 2)
-    wt = torch.tensor(w, dtype=x.dtype, device=x.device)
-    return torch.prod(torch.stack(per_scale) ** wt[:, None], dim=0)
+
+    def per_scale(x, y, g, c1, c2, last):
+        return _four_region_scale(x, y, g, c1, c2, last, t_edge, t_smooth)
+
+    return _multiscale(x, y, per_scale, data_range=data_range, kernel_size=kernel_size, sigma=sigma, weights=weights)
 
 
 def random_pairs(n: int, n_pairs: int, rng: np.random.Generator) -> np.ndarray:

@@ -14,10 +14,12 @@ def build_unet(
     cfg: UNetConfig, in_channels: int, out_channels: int, context_dim: int, concat: bool, crossattn: bool
 ) -> DiffusionModelUNet:
     """A ``DiffusionModelUNet``; concatenated conditions add ``context_dim`` input channels, cross-attention
-    gets a ``(B, 1, context_dim)`` context. Levels without attention get 0 head channels, as MONAI expects."""
+    gets a ``(B, 1, context_dim)`` context. Levels without attention get 0 head channels, as MONAI expects,
+    except the deepest: MONAI's middle block always attends, with the last level's head channels."""
     heads = cfg.num_head_channels
     if isinstance(heads, int):
-        heads = [heads if att else 0 for att in cfg.attention_levels]
+        last = len(cfg.attention_levels) - 1
+        heads = [heads if att or i == last else 0 for i, att in enumerate(cfg.attention_levels)]
     use_ctx = crossattn and context_dim > 0
     return DiffusionModelUNet(
         spatial_dims=cfg.spatial_dims,

@@ -10,9 +10,7 @@ from synthkit.audit.suite import run_audit
 from synthkit.cli import main
 from synthkit.config import AuditRecipe
 from synthkit.data.phantom import draw_params, render
-from synthkit.seeding import sample_seeds
-from synthkit.store.format import StoreInfo
-from synthkit.store.writer import create_store, write_shard
+from synthkit.store.writer import write_images
 
 from .conftest import SPACE
 
@@ -20,31 +18,7 @@ RECIPE = AuditRecipe(n_synthetic=40, n_pairs=60, bootstrap=10, variance_samples=
 
 
 def store_of(path, images):
-    n = len(images)
-    info = StoreInfo(
-        space=SPACE,
-        n=n,
-        shard_size=10,
-        dtype="float16",
-        root_seed=0,
-        condition_names=[],
-        measure_names=[],
-        has_labels=False,
-        generator={"kind": "test"},
-    )
-    create_store(path, info, conditions={}, seeds=sample_seeds(0, range(n)))
-    for k in range(info.n_shards):
-        a, b = info.shard_range(k)
-        write_shard(
-            path,
-            info,
-            k,
-            images=images[a:b],
-            labels=None,
-            qc_attempts=np.ones(b - a),
-            qc_pass=np.ones(b - a, bool),
-            measures={},
-        )
+    write_images(path, images, SPACE, shard_size=10, generator={"kind": "test"})
     return path
 
 

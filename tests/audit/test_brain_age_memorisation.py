@@ -16,8 +16,20 @@ def setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ba")
     training = write_cohort(tmp / "train", 60, space=SPACE, seed=11, progress=False)
     store = tmp / "s.zarr"
-    run(GenerateOptions(out=store, n=20, shard_size=10, spacing=8.0, device="cpu", cluster="local", workers=1,
-                        condition_specs=["age=uniform(45,80)"]), progress=False, echo=lambda m: None)
+    run(
+        GenerateOptions(
+            out=store,
+            n=20,
+            shard_size=10,
+            spacing=8.0,
+            device="cpu",
+            cluster="local",
+            workers=1,
+            condition_specs=["age=uniform(45,80)"],
+        ),
+        progress=False,
+        echo=lambda m: None,
+    )
     return tmp, training, store
 
 
@@ -29,8 +41,24 @@ def test_brain_age_training_and_audit(capsys, setup):
     assert code == 0, out.err
     assert "held-out r =" in out.out and model.exists() and model.with_suffix(".png").exists()
     rep = tmp / "rep"
-    code = main(["audit", str(store), "--reference", str(training), "--out", str(rep), "--brain-age", str(model),
-                 "--training", str(training), "--n-pairs", "5", "--device", "cpu"])
+    code = main(
+        [
+            "audit",
+            str(store),
+            "--reference",
+            str(training),
+            "--out",
+            str(rep),
+            "--brain-age",
+            str(model),
+            "--training",
+            str(training),
+            "--n-pairs",
+            "5",
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     report = json.loads((rep / "report.json").read_text())
     b = report["metrics"]["brain_age"]
@@ -47,8 +75,23 @@ def test_brain_age_training_and_audit(capsys, setup):
 def test_training_ids_only_when_asked(capsys, setup):
     tmp, training, store = setup
     rep = tmp / "rep-ids"
-    code = main(["audit", str(store), "--reference", str(training), "--out", str(rep), "--training", str(training),
-                 "--show-training-ids", "--n-pairs", "5", "--device", "cpu"])
+    code = main(
+        [
+            "audit",
+            str(store),
+            "--reference",
+            str(training),
+            "--out",
+            str(rep),
+            "--training",
+            str(training),
+            "--show-training-ids",
+            "--n-pairs",
+            "5",
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     pairs = json.loads((rep / "report.json").read_text())["metrics"]["memorisation"]["closest_pairs"]
     assert all(p["training_subject_id"].startswith("phantom") for p in pairs)
@@ -58,6 +101,21 @@ def test_brain_age_bad_input(capsys, setup):
     tmp, training, store = setup
     assert main(["train", "brain-age", "--manifest", str(training), "--out", str(tmp / "x.safetensors")]) == 2
     assert "--store" in capsys.readouterr().err
-    assert main(["train", "brain-age", "--manifest", str(training), "--out", str(tmp / "x.safetensors"), "--spacing", "8",
-                 "--kind", "xgboost"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "brain-age",
+                "--manifest",
+                str(training),
+                "--out",
+                str(tmp / "x.safetensors"),
+                "--spacing",
+                "8",
+                "--kind",
+                "xgboost",
+            ]
+        )
+        == 2
+    )
     assert "--kind" in capsys.readouterr().err

@@ -204,3 +204,25 @@ def test_parse_indices(spec, expected):
 def test_parse_indices_bad(spec):
     with pytest.raises(UsageError):
         parse_indices(spec, 5)
+
+
+def test_write_images_packs_a_complete_store_with_the_chosen_codec(tmp_path):
+    import json
+
+    from synthkit.store.writer import write_images
+
+    images = np.random.default_rng(0).random((5, 4, 5, 6)).astype(np.float32)
+    info = write_images(
+        tmp_path / "c.zarr",
+        images,
+        ImageSpace.centered((4, 5, 6), 2.0),
+        shard_size=2,
+        codec="lz4",
+        conditions={"age": np.arange(5.0)},
+    )
+    assert info.codec == "lz4" and info.n_shards == 3
+    meta = json.loads((tmp_path / "c.zarr" / "images" / "zarr.json").read_text())
+    assert "lz4" in json.dumps(meta["codecs"])
+    c = open_cohort(tmp_path / "c.zarr")
+    assert np.allclose(c.images([4, 0]), images[[4, 0]], atol=1e-3) and list(c.conditions["age"]) == [0, 1, 2, 3, 4]
+    assert verify_store(tmp_path / "c.zarr").ok
