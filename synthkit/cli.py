@@ -611,7 +611,7 @@ def demo(
         store,
         manifest,
         audit_dir,
-        AuditRecipe(n_synthetic=n_samples, n_pairs=200, bootstrap=20),
+        AuditRecipe(n_synthetic=n_samples, n_pairs=200, bootstrap=20, n_segment=64, extrapolation_per_level=2),
         device=resolve_device(device),
         echo=lambda m: say("    " + m),
     )

@@ -115,8 +115,11 @@ def moment_affine(
     """A world-to-world affine taking the fixed mask's frame onto the moving one by matching centroids and
     second moments — a closed-form affine registration of two roughly aligned masks:
     x_m = c_m + S_m S_f⁻¹ (x_f − c_f), S being the square roots of the coordinate covariances."""
-    cf, sf = _moments(fixed_mask, fixed_affine)
-    cm, sm = _moments(moving_mask, moving_affine)
+    return _affine_from_moments(_moments(fixed_mask, fixed_affine), _moments(moving_mask, moving_affine))
+
+
+def _affine_from_moments(fixed: tuple[np.ndarray, np.ndarray], moving: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    (cf, sf), (cm, sm) = fixed, moving
     a = _sqrtm_psd(sm) @ _sqrtm_psd(sf, inverse=True)
     out = np.eye(4)
     out[:3, :3] = a
@@ -144,9 +147,13 @@ class WeightFreeSegmenter:
         self.seed = seed
 
     def _template(self):
+        """The MNI152 template and the centroid/covariance of its brain mask (computed once)."""
         from synthkit.data.phantom import template
 
-        return template()
+        if getattr(self, "_tpl", None) is None:
+            tpl = template()
+            self._tpl = tpl, _moments(tpl.icv > 0.5, tpl.affine)
+        return self._tpl
 
     def segment(self, image: np.ndarray, affine: np.ndarray) -> Segmentation:
         from sklearn.mixture import GaussianMixture
@@ -166,9 +173,8 @@ class WeightFreeSegmenter:
         cls[order] = (1, 2, 3)
         labels[mask] = cls[gmm.predict(vals)]
         # ventricle prior: template ventricles (SDF < dilation), mapped by the moment affine template → subject
-        tpl = self._template()
-        t_mask = tpl.icv > 0.5
-        fwd = moment_affine(t_mask, tpl.affine, mask, affine)  # template world → subject world
+        tpl, tpl_moments = self._template()
+        fwd = _affine_from_moments(tpl_moments, _moments(mask, affine))  # template world → subject world
         vox = np.indices(img.shape).reshape(3, -1).astype(np.float64)
         world = affine[:3, :3] @ vox + affine[:3, 3:4]
         inv = np.linalg.inv(fwd)

@@ -4,7 +4,7 @@ import torch
 from monai.metrics import MultiScaleSSIMMetric
 from scipy import ndimage as ndi
 
-from synthkit.metrics.ssim import fit_kernel, four_g_r_ssim, ms_ssim, pairwise, random_pairs
+from synthkit.metrics.ssim import fit_kernel, four_g_r_ssim, ms_ssim, pairwise, random_pairs, sobel_magnitude
 
 
 @pytest.fixture(scope="module")
@@ -55,3 +55,10 @@ def test_pairs_are_distinct_and_pairwise_batches_agree(vols):
     a = pairwise(ms_ssim, vols, p[:7], batch_size=3)
     b = np.array([float(ms_ssim(vols[[i]], vols[[j]])[0]) for i, j in p[:7]])
     assert np.allclose(a, b, atol=1e-6)
+
+
+def test_sobel_magnitude_agrees_with_scipy(vols):
+    x = vols[0].astype(np.float64)
+    expected = np.sqrt(sum(ndi.sobel(x, axis=a, mode="nearest") ** 2 for a in range(3)))
+    got = sobel_magnitude(torch.as_tensor(x)[None, None])[0, 0].numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
