@@ -30,7 +30,7 @@ def emit(record: dict) -> None:
 
 
 def bench_io(tmp: Path, n: int, spacing: float, noise: float) -> None:
-    """Write and random-read ``n`` volumes: store (zstd and lz4) vs one .nii.gz per volume.
+    """Write and random-read ``n`` volumes: store (zstd and lz4; float16 and uint8) vs one .nii.gz per volume.
 
     Volumes are phantoms with Gaussian noise of SD ``noise`` everywhere (real scans are noisy, background
     included, which decides how well they compress); 4 distinct phantoms are reused with fresh noise.
@@ -60,10 +60,10 @@ def bench_io(tmp: Path, n: int, spacing: float, noise: float) -> None:
     t_nii_read = time.perf_counter() - t
     size_nii = sum(f.stat().st_size for f in nii.glob("*.nii.gz")) / n
     base = {"space": space.describe(), "volumes": n, "noise_sd": noise}
-    for codec in ("zstd", "lz4"):
-        store = tmp / f"bench-{spacing}-{noise}-{codec}.zarr"
+    for codec, dtype in (("zstd", "float16"), ("lz4", "float16"), ("zstd", "uint8"), ("lz4", "uint8")):
+        store = tmp / f"bench-{spacing}-{noise}-{codec}-{dtype}.zarr"
         t = time.perf_counter()
-        write_images(store, images, space, shard_size=8, codec=codec, generator={"kind": "phantom"})
+        write_images(store, images, space, shard_size=8, codec=codec, dtype=dtype, generator={"kind": "phantom"})
         t_write = time.perf_counter() - t
         size = sum(f.stat().st_size for f in store.rglob("*") if f.is_file()) / n
         cohort = open_cohort(store)
@@ -81,6 +81,7 @@ def bench_io(tmp: Path, n: int, spacing: float, noise: float) -> None:
                 "bench": "store_write",
                 **base,
                 "codec": codec,
+                "dtype": dtype,
                 "store_vol_per_s": n / t_write,
                 "nifti_gz_vol_per_s": n / t_nii_write,
                 "ratio_store_vs_nifti": t_nii_write / t_write,
@@ -93,6 +94,7 @@ def bench_io(tmp: Path, n: int, spacing: float, noise: float) -> None:
                 "bench": "store_random_read",
                 **base,
                 "codec": codec,
+                "dtype": dtype,
                 "store_numpy_samples_per_s": n / t_read,
                 "store_torch_dataset_samples_per_s": n / t_read_torch,
                 "nifti_gz_samples_per_s": n / t_nii_read,

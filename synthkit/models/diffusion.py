@@ -39,7 +39,7 @@ class DiffusionCore:
     def model(self, x: torch.Tensor, t: torch.Tensor, ctx: torch.Tensor | None) -> torch.Tensor:
         """The network with its conditioning inputs: ``x`` is (B, C, *spatial)."""
         if not torch.is_grad_enabled():
-            return fixed_batch_on_cpu(self._model, x, t, ctx)
+            return fixed_batch_on_cpu(self._model, x, t, ctx, chunk=cpu_chunk(x.shape[2:]))
         return self._model(x, t, ctx)
 
     def _model(self, x: torch.Tensor, t: torch.Tensor, ctx: torch.Tensor | None) -> torch.Tensor:
@@ -84,13 +84,22 @@ class DiffusionCore:
             return sample_rflow(denoise, scheduler, x, steps=sampling.steps)
 
 
-#: on the CPU, networks always run on batches of exactly this many samples (see :func:`fixed_batch_on_cpu`)
+#: on the CPU, networks run on batches of exactly this many samples (see :func:`fixed_batch_on_cpu`) ...
 CPU_CHUNK = 4
+#: ... unless a network's output has more voxels per sample than this (about a 1 mm brain): then one at a time
+CPU_CHUNK_MAX_VOXELS = 1 << 20
 
 
-def fixed_batch_on_cpu(fn, x: torch.Tensor, *rest: torch.Tensor | None) -> torch.Tensor:
-    """Run ``fn`` on the CPU in chunks of exactly :data:`CPU_CHUNK` samples (the last one padded); batched
-    as it is elsewhere.
+def cpu_chunk(spatial: Sequence[int]) -> int:
+    """The fixed CPU batch for a network whose output has this spatial shape (a property of the model, never
+    of the requested batch, so samples stay batch-invariant). Padding one large sample to four cost 4× the
+    memory: Pinaya's 160×224×160 decoder went past 20 GB for a single sample."""
+    return CPU_CHUNK if int(np.prod([int(s) for s in spatial])) <= CPU_CHUNK_MAX_VOXELS else 1
+
+
+def fixed_batch_on_cpu(fn, x: torch.Tensor, *rest: torch.Tensor | None, chunk: int = CPU_CHUNK) -> torch.Tensor:
+    """Run ``fn`` on the CPU in chunks of exactly ``chunk`` samples (the last one padded); batched as it is
+    elsewhere.
 
     PyTorch picks a 3D convolution implementation by input size (its native kernel for a small batch of 1,
     oneDNN otherwise) and oneDNN picks algorithms by batch size, so the same sample in batches of 1, 2 and 4
@@ -102,10 +111,10 @@ def fixed_batch_on_cpu(fn, x: torch.Tensor, *rest: torch.Tensor | None) -> torch
     if x.device.type != "cpu":
         return fn(x, *rest)
     outs = []
-    for a in range(0, n, CPU_CHUNK):
-        idx = torch.arange(a, a + CPU_CHUNK).clamp(max=n - 1)  # pad by repeating the last sample
+    for a in range(0, n, chunk):
+        idx = torch.arange(a, a + chunk).clamp(max=n - 1)  # pad by repeating the last sample
         out = fn(x[idx], *(None if r is None else r[idx] for r in rest))
-        outs.append(out[: min(CPU_CHUNK, n - a)])
+        outs.append(out[: min(chunk, n - a)])
     return torch.cat(outs)
 
 

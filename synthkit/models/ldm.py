@@ -16,6 +16,7 @@ from synthkit.models.diffusion import (
     DiffusionCore,
     DiffusionGenerator,
     core_from_meta,
+    cpu_chunk,
     fixed_batch_on_cpu,
     load_weights,
 )
@@ -45,7 +46,9 @@ class LDMGenerator(DiffusionGenerator):
         return latent_shape(self.recipe)
 
     def _to_images(self, x: torch.Tensor) -> torch.Tensor:
-        return fixed_batch_on_cpu(self.autoencoder.decode_stage_2_outputs, x / self.scale_factor)
+        return fixed_batch_on_cpu(
+            self.autoencoder.decode_stage_2_outputs, x / self.scale_factor, chunk=cpu_chunk(self.space.shape)
+        )
 
     def to(self, device: str) -> LDMGenerator:
         super().to(device)

@@ -112,6 +112,7 @@ def encode_images(images: np.ndarray, dtype: str) -> np.ndarray:
 
 def decode_images(stored: np.ndarray) -> np.ndarray:
     """Stored images → float32 in [0, 1]."""
+    out = stored.astype(np.float32)
     if stored.dtype == np.uint8:
-        return stored.astype(np.float32) / 255.0
-    return stored.astype(np.float32)
+        out /= 255.0  # in place: one allocation per image
+    return out

@@ -33,6 +33,12 @@ def setup(tmp_path_factory):
     return tmp, training, store
 
 
+def audit_args(store, training, rep, *extra: str) -> list[str]:
+    """``synthkit audit`` of the store against the training phantoms, with the memorisation section."""
+    common = ["--reference", str(training), "--out", str(rep), "--training", str(training)]
+    return ["audit", str(store), *common, *extra, "--n-pairs", "5", "--device", "cpu"]
+
+
 def test_brain_age_training_and_audit(capsys, setup):
     tmp, training, store = setup
     model = tmp / "age.safetensors"
@@ -41,24 +47,7 @@ def test_brain_age_training_and_audit(capsys, setup):
     assert code == 0, out.err
     assert "held-out r =" in out.out and model.exists() and model.with_suffix(".png").exists()
     rep = tmp / "rep"
-    code = main(
-        [
-            "audit",
-            str(store),
-            "--reference",
-            str(training),
-            "--out",
-            str(rep),
-            "--brain-age",
-            str(model),
-            "--training",
-            str(training),
-            "--n-pairs",
-            "5",
-            "--device",
-            "cpu",
-        ]
-    )
+    code = main(audit_args(store, training, rep, "--brain-age", str(model)))
     assert code == 0, capsys.readouterr().err
     report = json.loads((rep / "report.json").read_text())
     b = report["metrics"]["brain_age"]
@@ -75,23 +64,7 @@ def test_brain_age_training_and_audit(capsys, setup):
 def test_training_ids_only_when_asked(capsys, setup):
     tmp, training, store = setup
     rep = tmp / "rep-ids"
-    code = main(
-        [
-            "audit",
-            str(store),
-            "--reference",
-            str(training),
-            "--out",
-            str(rep),
-            "--training",
-            str(training),
-            "--show-training-ids",
-            "--n-pairs",
-            "5",
-            "--device",
-            "cpu",
-        ]
-    )
+    code = main(audit_args(store, training, rep, "--show-training-ids"))
     assert code == 0, capsys.readouterr().err
     pairs = json.loads((rep / "report.json").read_text())["metrics"]["memorisation"]["closest_pairs"]
     assert all(p["training_subject_id"].startswith("phantom") for p in pairs)
