@@ -86,7 +86,7 @@ class DiffusionCore:
 
 #: on the CPU, networks run on batches of exactly this many samples (see :func:`fixed_batch_on_cpu`) ...
 CPU_CHUNK = 4
-#: ... unless a network's output has more voxels per sample than this (about a 1 mm brain): then one at a time
+#: ... unless its output has more voxels per sample than this (a 1 mm brain has 5.7 M): then one at a time
 CPU_CHUNK_MAX_VOXELS = 1 << 20
 
 
