@@ -8,13 +8,23 @@ from pathlib import Path
 import numpy as np
 
 
-def _plt():
+def pyplot():
+    """matplotlib's pyplot on the non-interactive Agg backend (works without a display)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save(fig, path: str | Path, dpi: int = 100) -> Path:
+    """Write a figure (creating its folder) and close it."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(p, dpi=dpi)
+    pyplot().close(fig)
+    return p
 
 
 def mid_slices(volume: np.ndarray) -> list[np.ndarray]:
@@ -35,7 +45,7 @@ def slice_grid(
     colorbar: bool = False,
 ) -> Path:
     """One row per volume, three orthogonal mid-slices each, on a shared colour scale; saved as PNG."""
-    plt = _plt()
+    plt = pyplot()
     vols = list(volumes)
     fig, axes = plt.subplots(len(vols), 3, figsize=(7.5, 2.6 * len(vols) + (0.4 if suptitle else 0)), squeeze=False)
     im = None
@@ -53,18 +63,14 @@ def slice_grid(
         fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8)
     else:
         fig.tight_layout()
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(p, dpi=90)
-    plt.close(fig)
-    return p
+    return save(fig, path, dpi=90)
 
 
 def scatter(
     x: np.ndarray, y: np.ndarray, path: str | Path, *, xlabel: str, ylabel: str, title: str = "", identity: bool = True
 ) -> Path:
     """A scatter plot with the identity line (requested vs measured, predicted vs true)."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.2, 4))
     ax.scatter(x, y, s=10, alpha=0.7)
     if identity and len(x):
@@ -74,8 +80,4 @@ def scatter(
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(p, dpi=100)
-    plt.close(fig)
-    return p
+    return save(fig, path)

@@ -16,7 +16,7 @@ from synthkit.metrics.brain_age import load_brain_age, regression_stats
 from synthkit.metrics.privacy import memorisation
 from synthkit.space import ImageSpace
 from synthkit.store.reader import Cohort
-from synthkit.viz import scatter, slice_grid
+from synthkit.viz import pyplot, save, scatter, slice_grid
 
 
 def _images(manifest_rows, m, space: ImageSpace, progress: bool) -> np.ndarray:
@@ -148,12 +148,7 @@ def memorisation_section(
 
 
 def _hist(syn: np.ndarray, held: np.ndarray, thr: float, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig, ax = pyplot().subplots(figsize=(5, 3.2))
     bins = np.linspace(min(syn.min(), held.min()), max(syn.max(), held.max(), thr) + 1e-6, 30)
     ax.hist(held, bins=bins, alpha=0.6, label="real held-out", density=True)
     ax.hist(syn, bins=bins, alpha=0.6, label="synthetic", density=True)
@@ -161,6 +156,4 @@ def _hist(syn: np.ndarray, held: np.ndarray, thr: float, path: Path) -> Path:
     ax.set_xlabel("similarity to the nearest training image (r)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, path)

@@ -12,7 +12,7 @@ from synthkit.models.diffusion import load_weights, prefixed
 from synthkit.models.networks import build_autoencoder, build_discriminator
 from synthkit.training.common import RunContext
 from synthkit.training.losses import adversarial_loss, kl_loss, perceptual_loss
-from synthkit.training.trainer import LoopHooks, batch_indices, load_state, run_loop, save_state, step_generator
+from synthkit.training.trainer import LoopHooks, batch_indices, load_state, save_state, step_generator
 from synthkit.viz import slice_grid
 
 STAGE = "autoencoder"
@@ -127,20 +127,7 @@ def train_autoencoder(ctx: RunContext, steps: int, resume: bool) -> Path:
             },
         )
 
-    t = cfg
-    run_loop(
-        stage=STAGE,
-        start=start,
-        steps=steps,
-        hooks=LoopHooks(train_step, validate, preview, checkpoint, save),
-        log=ctx.log,
-        log_every=t.log_every,
-        val_every=t.val_every,
-        preview_every=t.preview_every,
-        checkpoint_every=t.checkpoint_every,
-        curve=ctx.path("loss.png"),
-        progress=ctx.progress,
-    )
+    ctx.run_stage(STAGE, start, steps, LoopHooks(train_step, validate, preview, checkpoint, save), cfg)
     return ctx.out / f"{STAGE}.safetensors"
 
 

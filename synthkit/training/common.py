@@ -13,7 +13,7 @@ import torch
 from synthkit.config import DDPMRecipe, LDMRecipe
 from synthkit.data.covariates import CovariateDistribution
 from synthkit.data.dataset import TrainingData, VolumeBank
-from synthkit.training.trainer import MetricsLog
+from synthkit.training.trainer import LoopHooks, MetricsLog, run_loop
 
 
 @dataclass
@@ -43,6 +43,23 @@ class RunContext:
         if isinstance(x, torch.nn.Module):
             return x.to(memory_format=torch.channels_last_3d)
         return x.contiguous(memory_format=torch.channels_last_3d) if x.ndim == 5 else x
+
+    def run_stage(self, stage: str, start: int, steps: int, hooks: LoopHooks, every: Any) -> None:
+        """:func:`run_loop` with this run's log, loss curve and progress setting; ``every`` is the stage's
+        training section (``log_every``, ``val_every``, ``preview_every``, ``checkpoint_every``)."""
+        run_loop(
+            stage=stage,
+            start=start,
+            steps=steps,
+            hooks=hooks,
+            log=self.log,
+            log_every=every.log_every,
+            val_every=every.val_every,
+            preview_every=every.preview_every,
+            checkpoint_every=every.checkpoint_every,
+            curve=self.path("loss.png"),
+            progress=self.progress,
+        )
 
     def path(self, *parts: str) -> Path:
         p = self.out.joinpath(*parts)

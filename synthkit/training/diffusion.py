@@ -22,7 +22,7 @@ from synthkit.models.ldm import latent_shape
 from synthkit.models.networks import build_train_scheduler, build_unet
 from synthkit.training.autoencoder import load_trained_autoencoder
 from synthkit.training.common import RunContext
-from synthkit.training.trainer import EMA, LoopHooks, batch_indices, load_state, run_loop, save_state, step_generator
+from synthkit.training.trainer import EMA, LoopHooks, batch_indices, load_state, save_state, step_generator
 from synthkit.viz import slice_grid
 
 STAGE = "diffusion"
@@ -189,17 +189,5 @@ def train_diffusion(ctx: RunContext, steps: int, resume: bool) -> Path:
             },
         )
 
-    run_loop(
-        stage=STAGE,
-        start=start,
-        steps=steps,
-        hooks=LoopHooks(train_step, validate, preview, checkpoint, save),
-        log=ctx.log,
-        log_every=t_cfg.log_every,
-        val_every=t_cfg.val_every,
-        preview_every=t_cfg.preview_every,
-        checkpoint_every=t_cfg.checkpoint_every,
-        curve=ctx.path("loss.png"),
-        progress=ctx.progress,
-    )
+    ctx.run_stage(STAGE, start, steps, LoopHooks(train_step, validate, preview, checkpoint, save), t_cfg)
     return ctx.out / "model.safetensors"

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from synthkit.errors import CheckpointError
+from synthkit.viz import pyplot, save
 
 
 def step_generator(seed: int, stage: str, step: int, device: str | torch.device = "cpu") -> torch.Generator:
@@ -87,11 +88,7 @@ class MetricsLog:
             w.writerows(self.rows)
 
     def plot(self, png: Path) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
+        plt = pyplot()
         stages = list(dict.fromkeys(r["stage"] for r in self.rows))
         fig, axes = plt.subplots(1, max(1, len(stages)), figsize=(5 * max(1, len(stages)), 3.5), squeeze=False)
         for ax, stage in zip(axes[0], stages, strict=False):
@@ -105,8 +102,7 @@ class MetricsLog:
             ax.set_yscale("log")
             ax.legend()
         fig.tight_layout()
-        fig.savefig(png, dpi=100)
-        plt.close(fig)
+        save(fig, png)
 
 
 def save_state(path: Path, state: dict[str, Any]) -> None:
