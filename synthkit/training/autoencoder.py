@@ -7,13 +7,12 @@ from pathlib import Path
 import torch
 
 from synthkit.config import LDMRecipe
-from synthkit.models.base import load_checkpoint, save_checkpoint
+from synthkit.models.base import load_checkpoint
 from synthkit.models.diffusion import load_weights, prefixed
 from synthkit.models.networks import build_autoencoder, build_discriminator
 from synthkit.training.common import RunContext
 from synthkit.training.losses import adversarial_loss, kl_loss, perceptual_loss
 from synthkit.training.trainer import LoopHooks, batch_indices, load_state, save_state, step_generator
-from synthkit.viz import slice_grid
 
 STAGE = "autoencoder"
 
@@ -101,18 +100,12 @@ def train_autoencoder(ctx: RunContext, steps: int, resume: bool) -> Path:
                 v = v.cpu().numpy()
                 vols.append(v[..., None] if v.ndim == 2 else v)
         titles = [f"{kind} {i}" for i in range(x.shape[0]) for kind in ("input", "reconstruction")]
-        slice_grid(
-            vols,
-            ctx.path("previews", f"{STAGE}_step{done:06d}.png"),
-            titles=titles,
-            suptitle=f"autoencoder, step {done}",
-        )
+        ctx.preview(STAGE, done, vols, titles, f"autoencoder, step {done}")
 
     def checkpoint(done: int) -> None:
         meta = {**ctx.base_meta(), "kind": "autoencoder", "stage": STAGE, "step": done}
         tensors = prefixed(ae, "autoencoder.")
-        save_checkpoint(ctx.path("checkpoints", f"{STAGE}-step{done:06d}.safetensors"), tensors, meta)
-        save_checkpoint(ctx.path(f"{STAGE}.safetensors"), tensors, meta)
+        ctx.save_checkpoint(STAGE, done, tensors, meta, latest=f"{STAGE}.safetensors")
 
     def save(done: int) -> None:
         save_state(

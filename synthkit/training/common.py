@@ -13,7 +13,9 @@ import torch
 from synthkit.config import DDPMRecipe, LDMRecipe
 from synthkit.data.covariates import CovariateDistribution
 from synthkit.data.dataset import TrainingData, VolumeBank
+from synthkit.models.base import save_checkpoint
 from synthkit.training.trainer import LoopHooks, MetricsLog, run_loop
+from synthkit.viz import slice_grid
 
 
 @dataclass
@@ -60,6 +62,15 @@ class RunContext:
             curve=self.path("loss.png"),
             progress=self.progress,
         )
+
+    def preview(self, stage: str, done: int, vols: list, titles: list[str] | None, suptitle: str) -> None:
+        """``previews/<stage>_step<done>.png``: mid-slices of a few volumes."""
+        slice_grid(vols, self.path("previews", f"{stage}_step{done:06d}.png"), titles=titles, suptitle=suptitle)
+
+    def save_checkpoint(self, stage: str, done: int, tensors: dict, meta: dict, latest: str) -> None:
+        """``checkpoints/<stage>-step<done>.safetensors`` and the stage's latest file ``latest``."""
+        save_checkpoint(self.path("checkpoints", f"{stage}-step{done:06d}.safetensors"), tensors, meta)
+        save_checkpoint(self.path(latest), tensors, meta)
 
     def path(self, *parts: str) -> Path:
         p = self.out.joinpath(*parts)

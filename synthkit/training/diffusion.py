@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 
 from synthkit.config import LDMRecipe, SamplingConfig
-from synthkit.models.base import save_checkpoint
 from synthkit.models.conditioning import ConditionCodec
 from synthkit.models.diffusion import DiffusionCore, prefixed
 from synthkit.models.ldm import latent_shape
@@ -23,7 +22,6 @@ from synthkit.models.networks import build_train_scheduler, build_unet
 from synthkit.training.autoencoder import load_trained_autoencoder
 from synthkit.training.common import RunContext
 from synthkit.training.trainer import EMA, LoopHooks, batch_indices, load_state, save_state, step_generator
-from synthkit.viz import slice_grid
 
 STAGE = "diffusion"
 
@@ -155,12 +153,7 @@ def train_diffusion(ctx: RunContext, steps: int, resume: bool) -> Path:
             imgs = inputs.ae.decode_stage_2_outputs(x / inputs.scale_factor) if inputs.is_ldm else (x + 1) / 2
         vols = [v[0].float().clamp(0, 1).cpu().numpy().reshape(recipe.space.shape) for v in imgs]
         titles = [", ".join(f"{n}={conds[n][i]:.4g}" for n in names) for i in range(k)] if conds else None
-        slice_grid(
-            vols,
-            ctx.path("previews", f"{STAGE}_step{done:06d}.png"),
-            titles=titles,
-            suptitle=f"{recipe.kind} samples, step {done}",
-        )
+        ctx.preview(STAGE, done, vols, titles, f"{recipe.kind} samples, step {done}")
 
     def checkpoint(done: int) -> None:
         meta = {
@@ -174,8 +167,7 @@ def train_diffusion(ctx: RunContext, steps: int, resume: bool) -> Path:
         tensors = prefixed(ema.model, "unet.")
         if inputs.is_ldm:
             tensors.update(prefixed(inputs.ae, "autoencoder."))
-        save_checkpoint(ctx.path("checkpoints", f"{STAGE}-step{done:06d}.safetensors"), tensors, meta)
-        save_checkpoint(ctx.path("model.safetensors"), tensors, meta)
+        ctx.save_checkpoint(STAGE, done, tensors, meta, latest="model.safetensors")
 
     def save(done: int) -> None:
         save_state(
