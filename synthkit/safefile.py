@@ -34,13 +34,15 @@ def read_meta(path: str | Path, what: str = "checkpoint") -> tuple[Path, dict[st
     if not p.exists():
         raise CheckpointError(f"{p}: {what} not found")
     with open(p, "rb") as f:
-        head = f.read(8)
-    if head[:2] == b"PK" or head[:1] == b"\x80":
+        head = f.read(9)
+    # A safetensors file starts with its header length (u64, little-endian) and then "{"; its first byte can be
+    # 0x80 like a pickle's (a header of 128 + 256·k bytes), so look at the header's brace before calling it one.
+    if (head[:2] == b"PK" or head[:1] == b"\x80") and head[8:9] != b"{":
         raise CheckpointError(
             f"{p}: this is a pickled file; synthkit only loads .safetensors files (pickles can run arbitrary code)"
         )
     size = p.stat().st_size
-    if len(head) < 8 or int.from_bytes(head, "little") + 8 > size:
+    if len(head) < 9 or int.from_bytes(head[:8], "little") + 8 > size:
         raise CheckpointError(f"{p}: truncated or not a safetensors file")
     try:
         with safe_open(str(p), framework="numpy") as f:

@@ -21,6 +21,9 @@ def train(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     max_steps: Annotated[int | None, typer.Option(min=1, help="Cap every stage at this many steps.")] = None,
     stage: Annotated[str | None, typer.Option(help="Train one stage only: autoencoder or diffusion (LDM).")] = None,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="CPU threads for torch (default: the cores not busy with other work).")
+    ] = None,
     manifest: Annotated[Path | None, typer.Option(help="brain-age: manifest of real images with ages.")] = None,
     kind: Annotated[str, typer.Option(help="brain-age: sklearn (PCA + ridge) or cnn (small 3D CNN).")] = "sklearn",
     store: Annotated[Path | None, typer.Option(help="brain-age: a store whose ImageSpace the model uses.")] = None,
@@ -46,6 +49,7 @@ def train(
         device=device,
         max_steps=max_steps,
         stage=stage,
+        threads=threads,
         echo=lambda m: console.print(m, markup=False, highlight=False),
     )
     console.print(f"[green]done[/green]: checkpoint {res.checkpoint}")

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from synthkit.config import DDPMRecipe
-from synthkit.models.diffusion import DiffusionCore, DiffusionGenerator, core_from_meta, load_weights
+from synthkit.models.diffusion import DiffusionGenerator, core_from_meta, load_weights
 from synthkit.space import ImageSpace
 
 
@@ -35,14 +35,7 @@ class DDPMGenerator(DiffusionGenerator):
         cls, tensors: dict[str, Any], meta: dict[str, Any], path: Path | None, device: str
     ) -> DDPMGenerator:
         recipe = DDPMRecipe(**meta["recipe"])
-        core = core_from_meta(meta, recipe, 1, recipe.unet.spatial_dims, clip_sample=True)
+        core = core_from_meta(meta, recipe, 1, clip_sample=True)
         load_weights(core.unet, tensors, "unet.", path or Path("?"))
         core.unet.eval().to(device)
         return cls(core, ImageSpace.from_dict(meta["space"]), meta, path, device)
-
-
-def new_core(recipe: DDPMRecipe, codec) -> DiffusionCore:
-    from synthkit.models.networks import build_unet
-
-    unet = build_unet(recipe.unet, 1, 1, codec.dim, concat=True, crossattn=True)
-    return DiffusionCore(unet, codec, recipe.scheduler, True, True, recipe.unet.spatial_dims, clip_sample=True)

@@ -21,7 +21,7 @@ from synthkit.models.base import Samples, check_seeds, file_sha256
 from synthkit.models.conditioning import ConditionCodec
 from synthkit.models.networks import build_sampling_scheduler, build_unet
 from synthkit.sampling.guidance import guided
-from synthkit.sampling.loops import sample_ddim, sample_ddpm, sample_rflow
+from synthkit.sampling.loops import sample_ddim, sample_ddpm, sample_dpmpp_2m, sample_rflow
 from synthkit.sampling.noise import generators, randn
 from synthkit.space import ImageSpace
 
@@ -35,6 +35,7 @@ class DiffusionCore:
     crossattn: bool
     spatial_dims: int = 3
     clip_sample: bool = False
+    embed: bool = False
 
     def model(self, x: torch.Tensor, t: torch.Tensor, ctx: torch.Tensor | None) -> torch.Tensor:
         """The network with its conditioning inputs: ``x`` is (B, C, *spatial)."""
@@ -48,7 +49,8 @@ class DiffusionCore:
             spatial = (1,) * (x.ndim - 2)
             inp = torch.cat([x, ctx.reshape(*ctx.shape, *spatial).expand(-1, -1, *x.shape[2:])], dim=1)
         context = ctx[:, None, :] if (ctx is not None and self.crossattn) else None
-        return self.unet(inp, t, context=context)
+        labels = ctx if (ctx is not None and self.embed) else None
+        return self.unet(inp, t, context=context, class_labels=labels)
 
     def sample(
         self,
@@ -81,6 +83,8 @@ class DiffusionCore:
                 return sample_ddim(denoise, scheduler, x, gens, steps=sampling.steps, eta=sampling.eta)
             if sampler == "ddpm":
                 return sample_ddpm(denoise, scheduler, x, gens, steps=sampling.steps)
+            if sampler == "dpmpp_2m":
+                return sample_dpmpp_2m(denoise, scheduler, x, steps=sampling.steps)
             return sample_rflow(denoise, scheduler, x, steps=sampling.steps)
 
 
@@ -181,16 +185,22 @@ class DiffusionGenerator:
         }
 
 
-def core_from_meta(
-    meta: Mapping[str, Any], recipe: Any, in_channels: int, spatial_dims: int, clip_sample: bool
-) -> DiffusionCore:
+def core_from_meta(meta: Mapping[str, Any], recipe: Any, in_channels: int, clip_sample: bool) -> DiffusionCore:
     """Rebuild the denoising core described by a checkpoint's metadata (weights loaded separately)."""
     codec = ConditionCodec.from_dict(meta["conditioning"])
-    cond = getattr(recipe, "conditioning", None)
-    concat = cond.concat if cond is not None else True
-    crossattn = cond.crossattn if cond is not None else True
-    unet = build_unet(recipe.unet, in_channels, in_channels, codec.dim, concat, crossattn)
-    return DiffusionCore(unet, codec, recipe.scheduler, concat, crossattn, spatial_dims, clip_sample)
+    # checkpoints written before the condition embedding existed have no "embed" entry: they had none
+    embed = bool(meta["recipe"].get("conditioning", {}).get("embed", False))
+    return new_core(recipe, codec, in_channels, clip_sample, embed=embed)
+
+
+def new_core(recipe: Any, codec: ConditionCodec, channels: int, clip_sample: bool, embed: bool | None = None):
+    """A freshly initialised denoising core for a recipe (its ``unet``, ``scheduler`` and ``conditioning``)."""
+    cond = recipe.conditioning
+    embed = cond.embed if embed is None else embed
+    unet = build_unet(recipe.unet, channels, channels, codec.dim, cond.concat, cond.crossattn, embed)
+    return DiffusionCore(
+        unet, codec, recipe.scheduler, cond.concat, cond.crossattn, recipe.unet.spatial_dims, clip_sample, embed
+    )
 
 
 def load_weights(module: torch.nn.Module, tensors: Mapping[str, torch.Tensor], prefix: str, path: Path) -> None:

@@ -61,7 +61,7 @@ class LDMGenerator(DiffusionGenerator):
     ) -> LDMGenerator:
         recipe = LDMRecipe(**meta["recipe"])
         spatial_dims = recipe.unet.spatial_dims
-        core = core_from_meta(meta, recipe, recipe.autoencoder.latent_channels, spatial_dims, clip_sample=False)
+        core = core_from_meta(meta, recipe, recipe.autoencoder.latent_channels, clip_sample=False)
         ae = build_autoencoder(recipe.autoencoder, spatial_dims)
         load_weights(core.unet, tensors, "unet.", path or Path("?"))
         load_weights(ae, tensors, "autoencoder.", path or Path("?"))

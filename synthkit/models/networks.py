@@ -6,22 +6,31 @@ import math
 
 from monai.networks.nets import AutoencoderKL, DiffusionModelUNet, PatchDiscriminator
 from monai.networks.schedulers import DDIMScheduler, DDPMScheduler, RFlowScheduler
+from torch import nn
 
 from synthkit.config import AutoencoderConfig, SchedulerConfig, UNetConfig
 
 
 def build_unet(
-    cfg: UNetConfig, in_channels: int, out_channels: int, context_dim: int, concat: bool, crossattn: bool
+    cfg: UNetConfig,
+    in_channels: int,
+    out_channels: int,
+    context_dim: int,
+    concat: bool,
+    crossattn: bool,
+    embed: bool = False,
 ) -> DiffusionModelUNet:
     """A ``DiffusionModelUNet``; concatenated conditions add ``context_dim`` input channels, cross-attention
-    gets a ``(B, 1, context_dim)`` context. Levels without attention get 0 head channels, as MONAI expects,
-    except the deepest: MONAI's middle block always attends, with the last level's head channels."""
+    gets a ``(B, 1, context_dim)`` context, and ``embed`` adds an MLP of the context vector to the timestep
+    embedding (passed as MONAI's ``class_labels``: its class-embedding slot is given a continuous embedding).
+    Levels without attention get 0 head channels, as MONAI expects, except the deepest: MONAI's middle block
+    always attends, with the last level's head channels."""
     heads = cfg.num_head_channels
     if isinstance(heads, int):
         last = len(cfg.attention_levels) - 1
         heads = [heads if att or i == last else 0 for i, att in enumerate(cfg.attention_levels)]
     use_ctx = crossattn and context_dim > 0
-    return DiffusionModelUNet(
+    unet = DiffusionModelUNet(
         spatial_dims=cfg.spatial_dims,
         in_channels=in_channels + (context_dim if concat else 0),
         out_channels=out_channels,
@@ -33,6 +42,25 @@ def build_unet(
         with_conditioning=use_ctx,
         cross_attention_dim=context_dim if use_ctx else None,
     )
+    if embed and context_dim > 0:
+        width = unet.time_embed[-1].out_features
+        unet.num_class_embeds = context_dim  # switches on MONAI's "emb = emb + class_embedding(class_labels)"
+        unet.class_embedding = ConditionEmbedding(context_dim, width)
+    return unet
+
+
+class ConditionEmbedding(nn.Module):
+    """Continuous conditions → the timestep embedding's width (Linear–SiLU–Linear, as MONAI's time MLP). The
+    last layer starts at zero, so an untrained model is the unconditional one plus nothing."""
+
+    def __init__(self, context_dim: int, width: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(context_dim, width), nn.SiLU(), nn.Linear(width, width))
+        nn.init.zeros_(self.mlp[2].weight)
+        nn.init.zeros_(self.mlp[2].bias)
+
+    def forward(self, c):
+        return self.mlp(c)
 
 
 def build_autoencoder(cfg: AutoencoderConfig, spatial_dims: int = 3) -> AutoencoderKL:

@@ -7,12 +7,13 @@ from pathlib import Path
 import torch
 
 from synthkit.config import LDMRecipe
+from synthkit.metrics.ssim import ms_ssim
 from synthkit.models.base import load_checkpoint
 from synthkit.models.diffusion import load_weights, prefixed
 from synthkit.models.networks import build_autoencoder, build_discriminator
 from synthkit.training.common import RunContext
 from synthkit.training.losses import adversarial_loss, kl_loss, perceptual_loss
-from synthkit.training.trainer import LoopHooks, batch_indices, load_state, save_state, step_generator
+from synthkit.training.trainer import LoopHooks, batch_indices, load_state, save_state, set_lr, step_generator
 
 STAGE = "autoencoder"
 
@@ -45,6 +46,7 @@ def train_autoencoder(ctx: RunContext, steps: int, resume: bool) -> Path:
 
     def train_step(step: int) -> dict[str, float]:
         ae.train()
+        set_lr(opt_g, cfg.lr, cfg, step, cfg.steps)  # the schedule spans the recipe's steps, not --max-steps
         torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=step_generator(seed, STAGE, step))))
         x = ctx.batch(train, batch_indices(len(train), cfg.batch_size, step, seed, STAGE))
         with ctx.autocast():
@@ -78,15 +80,31 @@ def train_autoencoder(ctx: RunContext, steps: int, resume: bool) -> Path:
         losses = {"loss": l1, "kl": kl, "perceptual": p, "adv_g": g_adv, "adv_d": d_loss}
         return {k: float(v.detach()) for k, v in losses.items()}
 
-    def validate() -> float:
+    def validate() -> dict[str, float]:
+        """Held-out reconstruction (L1, PSNR, MS-SSIM) and the latent statistics: posterior σ against the
+        spread of the posterior means over images (σ rivalling the spread means latents are mostly noise)."""
         bank = val if len(val) else train
         ae.eval()
-        errs = []
+        l1, psnr, ssim, mus, sigmas = [], [], [], [], []
         with torch.inference_mode():
             for a in range(0, len(bank), cfg.batch_size):
                 x = ctx.batch(bank, list(range(a, min(a + cfg.batch_size, len(bank)))))
-                errs.append(float((ae.reconstruct(x).float() - x).abs().mean()) * x.shape[0])
-        return sum(errs) / len(bank)
+                mu, sigma = ae.encode(x)
+                r = ae.decode(mu).float().clamp(0, 1)
+                l1.append((r - x).abs().flatten(1).mean(1))
+                psnr.append(-10 * torch.log10(((r - x) ** 2).flatten(1).mean(1).clamp(min=1e-10)))
+                vol = (lambda v: v[..., None]) if ctx.spatial_dims == 2 else (lambda v: v)
+                ssim.append(ms_ssim(vol(r).cpu(), vol(x).cpu()))
+                mus.append(mu.float().cpu())
+                sigmas.append(sigma.float().cpu())
+        mu_all = torch.cat(mus)
+        return {
+            "val_loss": float(torch.cat(l1).mean()),
+            "val_psnr": float(torch.cat(psnr).mean()),
+            "val_ms_ssim": float(torch.cat(ssim).mean()),
+            "latent_mu_spread": float(mu_all.std(0).mean()) if len(mu_all) > 1 else 0.0,
+            "latent_sigma_mean": float(torch.cat(sigmas).mean()),
+        }
 
     def preview(done: int) -> None:
         bank = val if len(val) else train

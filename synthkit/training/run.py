@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +17,35 @@ from synthkit.errors import UsageError
 from synthkit.training.common import RunContext, seed_everything
 from synthkit.training.trainer import MetricsLog
 
-STAGES = ("autoencoder", "diffusion")
+#: the stages of each recipe kind, in order (a family with a stage 1 of its own adds it here)
+STAGES: dict[str, tuple[str, ...]] = {"ldm": ("autoencoder", "diffusion"), "ddpm": ("diffusion",)}
+
+
+def stage_runner(name: str) -> Callable:
+    """``(ctx, steps, resume) -> checkpoint path`` of a stage (imported only when it runs)."""
+    if name == "autoencoder":
+        from synthkit.training.autoencoder import train_autoencoder
+
+        return train_autoencoder
+    from synthkit.training.diffusion import train_diffusion
+
+    return train_diffusion
+
+
+def stage_steps(recipe, name: str) -> int:
+    section = recipe.autoencoder_training if name == "autoencoder" else recipe.training
+    return section.steps
+
+
+def free_cores() -> int:
+    """CPU cores not busy with other work: the cores this process may use minus the 1-minute load average
+    (another job on one of two cores made training 3× slower with torch's default of all cores)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        busy = round(os.getloadavg()[0])
+    except OSError:
+        busy = 0
+    return max(1, min(cores, cores - busy))
 
 
 @dataclass
@@ -48,13 +77,20 @@ def train(
     stage: str | None = None,
     progress: bool = True,
     echo: Callable[[str], None] = print,
+    threads: int | None = None,
 ) -> TrainResult:
-    """Train every stage of a recipe (or one with ``stage``); ``max_steps`` caps each stage's steps."""
+    """Train every stage of a recipe (or one with ``stage``); ``max_steps`` caps each stage's steps.
+
+    ``threads`` sets torch's CPU threads (default: the cores not busy with other work). A run folder that a
+    failed run created is removed unless a stage saved resumable state, in which case ``--resume`` continues.
+    """
     recipe = load_recipe(recipe_path)
     dev = resolve_device(device)
     if max_steps is not None and max_steps < 1:
         raise UsageError("--max-steps must be at least 1")
-    stages = list(STAGES) if isinstance(recipe, LDMRecipe) else ["diffusion"]
+    if threads is not None and threads < 1:
+        raise UsageError("--threads must be at least 1")
+    stages = list(STAGES[recipe.kind])
     if stage is not None:
         if stage not in stages:
             raise UsageError(f"--stage {stage!r}: a {recipe.kind} recipe has stage(s) {', '.join(stages)}")
@@ -76,13 +112,31 @@ def train(
         params=PreprocessParams(p.lower_percentile, p.upper_percentile),
         cache_dir=recipe.data.cache_dir,
     )
+    created = not out_p.exists()
     out_p.mkdir(parents=True, exist_ok=True)
+    try:
+        return _run_stages(recipe, recipe_path, out_p, data, dev, stages, resume, max_steps, progress, echo, threads)
+    except BaseException:
+        if any((out_p / "state").glob("*.pt")):
+            echo(f"training stopped; {out_p} keeps its saved state: add --resume to continue")
+        elif created:
+            shutil.rmtree(out_p, ignore_errors=True)
+        raise
+
+
+def _run_stages(recipe, recipe_path, out_p, data, dev, stages, resume, max_steps, progress, echo, threads):
+    import torch
+
+    n_threads = threads or free_cores()
+    if dev == "cpu":
+        torch.set_num_threads(n_threads)
     if Path(recipe_path).resolve() != (out_p / "recipe.yaml").resolve():
         shutil.copyfile(recipe_path, out_p / "recipe.yaml")
     (out_p / "recipe.resolved.yaml").write_text(yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False))
     echo(
         f"{recipe.kind} '{recipe.name}': {len(data.train)} training / {len(data.val)} validation images, "
-        f"{recipe.space.to_space().describe()}, conditions: {', '.join(recipe.data.conditions) or 'none'}; device {dev}"
+        f"{recipe.space.to_space().describe()}, conditions: {', '.join(recipe.data.conditions) or 'none'}; "
+        f"device {dev}" + (f", {n_threads} CPU thread(s)" if dev == "cpu" else "")
     )
     data.train.load(max_memory_gb=8, progress="preprocessing training images" if progress else None)
     data.val.load(max_memory_gb=2, progress="preprocessing validation images" if progress else None)
@@ -91,18 +145,10 @@ def train(
     ctx = RunContext(recipe, out_p, data, dev, log, progress)
     checkpoint = out_p / "model.safetensors"
     for s in stages:
-        steps_cfg = recipe.autoencoder_training.steps if s == "autoencoder" else recipe.training.steps  # type: ignore[union-attr]
-        steps = min(steps_cfg, max_steps) if max_steps else steps_cfg
+        steps = min(stage_steps(recipe, s), max_steps) if max_steps else stage_steps(recipe, s)
         log.load(s, upto=_resumed_step(out_p, s) if resume else 0)
         echo(f"stage {s}: {steps} steps" + (" (resuming)" if resume and (out_p / "state" / f"{s}.pt").exists() else ""))
-        if s == "autoencoder":
-            from synthkit.training.autoencoder import train_autoencoder
-
-            checkpoint = train_autoencoder(ctx, steps, resume)
-        else:
-            from synthkit.training.diffusion import train_diffusion
-
-            checkpoint = train_diffusion(ctx, steps, resume)
+        checkpoint = stage_runner(s)(ctx, steps, resume)
         log.write()
         log.plot(out_p / "loss.png")
     return TrainResult(out_p, checkpoint, stages)

@@ -123,13 +123,33 @@ def load_state(path: Path) -> dict[str, Any]:
         ) from None
 
 
+def lr_factor(step: int, total: int, schedule: str, warmup: int, min_fraction: float) -> float:
+    """The learning rate at ``step`` as a fraction of the recipe's: linear warm-up over ``warmup`` steps, then
+    constant or a cosine from 1 down to ``min_fraction`` at ``total`` steps."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_fraction + (1 - min_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def set_lr(opt: torch.optim.Optimizer, base: float, cfg: Any, step: int, total: int) -> float:
+    """Apply the recipe's schedule (``lr_schedule``, ``warmup_steps``, ``lr_min_fraction``) for ``step``."""
+    lr = base * lr_factor(step, total, cfg.lr_schedule, cfg.warmup_steps, cfg.lr_min_fraction)
+    for group in opt.param_groups:
+        group["lr"] = lr
+    return lr
+
+
 @dataclass
 class LoopHooks:
-    """What a stage plugs into :func:`run_loop`."""
+    """What a stage plugs into :func:`run_loop`. ``validate`` returns ``val_loss`` and any diagnostics;
+    ``preview`` may return figures to log too; both land in the step's row of ``metrics.csv``."""
 
     train_step: Callable[[int], dict[str, float]]  # step → losses (the first is logged as "loss")
-    validate: Callable[[], float] | None
-    preview: Callable[[int], None] | None
+    validate: Callable[[], dict[str, float]] | None
+    preview: Callable[[int], dict[str, float] | None] | None
     checkpoint: Callable[[int], None]
     save_state: Callable[[int], None]
 
@@ -149,8 +169,9 @@ def run_loop(
     progress: bool = True,
 ) -> None:
     """Run steps ``start .. steps-1`` with logging, validation, previews and checkpoints at their intervals;
-    Ctrl-C saves the state first so ``--resume`` continues where it stopped."""
-    bar, task = _bar(progress, stage, start, steps)
+    ``metrics.csv`` is rewritten at every logged row, so it can be followed while training runs. Ctrl-C saves
+    the state first so ``--resume`` continues where it stopped."""
+    bar = Progress(stage, start, steps, progress)
     t0, step = time.perf_counter(), start
     recent: list[float] = []
     try:
@@ -163,51 +184,74 @@ def run_loop(
             done = step + 1
             row: dict[str, Any] = {}
             if done % log_every == 0 or done == steps:
-                row = {
-                    "stage": stage,
-                    "step": done,
-                    "loss": float(np.mean(recent)),
-                    **{k: v for k, v in list(losses.items())[1:]},
-                }
+                row = {"stage": stage, "step": done, "loss": float(np.mean(recent)), **dict(list(losses.items())[1:])}
                 recent = []
             if hooks.validate is not None and (done % val_every == 0 or done == steps):
-                row = row or {"stage": stage, "step": done}
-                row["val_loss"] = hooks.validate()
-            if row:
-                row["seconds"] = round(time.perf_counter() - t0, 2)
-                log.add(**row)
+                row = {"stage": stage, "step": done, **row, **hooks.validate()}
             if done % checkpoint_every == 0 or done == steps:
                 hooks.checkpoint(done)
                 hooks.save_state(done)
-                log.write()
                 log.plot(curve)
             if hooks.preview is not None and (done % preview_every == 0 or done == steps):
-                hooks.preview(done)
-            if bar is not None:
-                rate = (done - start) / max(1e-9, time.perf_counter() - t0)
-                bar.update(task, completed=done, loss=loss, rate=rate)
+                row = {"stage": stage, "step": done, **row, **(hooks.preview(done) or {})}
+            if row:
+                row["seconds"] = round(time.perf_counter() - t0, 2)
+                log.add(**row)
+                log.write()
+            bar.update(done, loss, (done - start) / max(1e-9, time.perf_counter() - t0))
     except KeyboardInterrupt:
         hooks.save_state(step)
         log.write()
         raise
     finally:
-        if bar is not None:
-            bar.stop()
+        bar.stop()
 
 
-def _bar(enabled: bool, stage: str, start: int, total: int):
-    if not enabled:
-        return None, 0
+class Progress:
+    """A rich progress bar on a terminal; otherwise (output redirected to a file, a batch job) one plain line
+    every ``every_seconds``, so a long run never looks hung."""
+
+    def __init__(self, stage: str, start: int, total: int, enabled: bool, every_seconds: float = 30.0) -> None:
+        import sys
+
+        self.stage, self.total, self.every = stage, total, every_seconds
+        self.enabled = enabled
+        self.last_line = time.perf_counter()
+        self.bar = None
+        if enabled and sys.stdout.isatty():
+            self.bar, self.task = _bar(stage, start, total)
+
+    def update(self, done: int, loss: float, rate: float) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done, loss=loss, rate=rate)
+            return
+        now = time.perf_counter()
+        if now - self.last_line >= self.every or done == self.total:
+            self.last_line = now
+            eta = (self.total - done) / rate if rate > 0 else float("nan")
+            print(
+                f"{self.stage}: step {done}/{self.total}, loss {loss:.4g}, {rate:.2f} steps/s, ETA {eta:.0f} s",
+                flush=True,
+            )
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _bar(stage: str, start: int, total: int):
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
-        Progress,
         TextColumn,
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
+    from rich.progress import Progress as RichProgress
 
-    bar = Progress(
+    bar = RichProgress(
         TextColumn(f"{stage:>11}"),
         BarColumn(),
         MofNCompleteColumn(),

@@ -75,3 +75,55 @@ def test_guidance_combines_conditional_and_unconditional():
     assert torch.allclose(guided(model, ctx, null, 2.5)(x, t), torch.full_like(x, 7.5))  # 0 + 2.5·(3 − 0)
     with pytest.raises(ValueError, match="null"):
         guided(model, ctx, None, 2.0)
+
+
+def _gaussian(scheduler, m: float, s: float):
+    """For data x₀ ~ N(m, s²) per voxel: the exact ε-prediction (from E[x₀|x_t] = m + α s² (x_t − α m) /
+    (α² s² + σ²)), and that posterior mean itself."""
+
+    def x0_of(x, a):
+        alpha, sigma = a.sqrt(), (1 - a).sqrt()
+        return m + alpha * s**2 * (x - alpha * m) / (alpha**2 * s**2 + sigma**2)
+
+    def denoise(x, t):
+        a = scheduler.alphas_cumprod[t.long()].reshape(-1, *([1] * (x.ndim - 1))).double()
+        return (x - a.sqrt() * x0_of(x, a)) / (1 - a).sqrt()
+
+    return denoise, x0_of
+
+
+@pytest.mark.parametrize(("m", "s"), [(0.3, 0.5), (0.0, 1.0), (0.2, 0.2)])
+def test_dpm_solver_pp_2m_in_10_steps_beats_ddim_in_50(m, s):
+    """Known answer: for Gaussian data the probability-flow ODE keeps (x_t − α m) / √(α²s² + σ²) constant, so
+    the trajectory from x_T is known in closed form; both samplers end with the posterior mean at t = 0.
+    DPM-Solver++(2M) with 10 evaluations lands closer than DDIM with 50 (measured: 1.4–30× closer)."""
+    from synthkit.sampling.loops import sample_dpmpp_2m
+
+    x_T = torch.randn(4, 1, 6, 6, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    sched = DDIMScheduler(prediction_type="epsilon", clip_sample=False, **KW)
+    a = sched.alphas_cumprod.double()
+    denoise, x0_of = _gaussian(sched, m, s)
+    z = (x_T - a[999].sqrt() * m) / (a[999] * s**2 + 1 - a[999]).sqrt()
+    exact = x0_of(a[0].sqrt() * m + (a[0] * s**2 + 1 - a[0]).sqrt() * z, a[0])
+    dpm10 = sample_dpmpp_2m(denoise, sched, x_T.clone(), steps=10)
+    ddim50 = sample_ddim(denoise, sched, x_T.clone(), generators([0] * 4, "cpu"), steps=50)
+    err_dpm, err_ddim = float((dpm10 - exact).abs().mean()), float((ddim50 - exact).abs().mean())
+    assert err_dpm < err_ddim and err_dpm < 0.025, (err_dpm, err_ddim)
+
+
+def test_loops_step_to_the_timestep_they_call_next():
+    """MONAI's linspace timesteps are not t − T//N apart: each step must land where the next call is."""
+    seen = []
+
+    def denoise(x, t):
+        seen.append(int(t[0]))
+        return torch.zeros_like(x)
+
+    sched = DDIMScheduler(prediction_type="epsilon", clip_sample=False, **KW)
+    x = torch.randn(1, 1, 2, 2, 2, generator=torch.Generator().manual_seed(0))
+    # with a zero ε-prediction, DDIM is exact scaling: x_prev = √(ᾱ_prev/ᾱ_t)·x, so the end is x·√(1/ᾱ_T)
+    # only if every step's "previous" timestep is the one called next
+    out = sample_ddim(denoise, sched, x.clone(), generators([0], "cpu"), steps=15)
+    a_T = sched.alphas_cumprod[seen[0]]
+    assert torch.allclose(out, x / a_T.sqrt(), rtol=1e-4)
+    assert len(set(seen)) == 15

@@ -1,0 +1,133 @@
+"""What a generator family diffuses: its training tensors in network space, and how to turn them back.
+
+A family is "what it diffuses and how it decodes" (DESIGN §5): ``ddpm`` diffuses images mapped to [-1, 1],
+``ldm`` the autoencoder's latents. The diffusion stage (:mod:`synthkit.training.diffusion`) only sees a
+:class:`DiffusionInputs`; a new family registers a factory in :data:`INPUTS` for its recipe ``kind``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import torch
+
+from synthkit.config import LDMRecipe
+from synthkit.models.diffusion import fixed_batch_on_cpu, prefixed
+from synthkit.models.ldm import latent_shape
+from synthkit.training.autoencoder import load_trained_autoencoder
+from synthkit.training.common import RunContext
+
+
+class DiffusionInputs(Protocol):
+    """The training side of a family's representation."""
+
+    #: (C, *spatial) of one sample in network space
+    shape: tuple[int, ...]
+    #: whether the sampler clips x₀ predictions to [-1, 1] (bounded representations only)
+    clip_sample: bool
+
+    def get(self, split: str, idx: list[int], g: torch.Generator) -> torch.Tensor:
+        """Network-space training tensors of rows ``idx`` of ``split`` ("train" or "val"), on the device."""
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        """Network space → images (B, 1, *spatial) in [0, 1], for previews."""
+
+    def meta(self) -> dict[str, Any]:
+        """What the checkpoint needs besides the UNet to decode (e.g. the latent scale factor)."""
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """Weights the checkpoint ships besides the UNet's (e.g. the autoencoder)."""
+
+    def stats(self) -> dict[str, float]:
+        """Diagnostics of the training tensors, logged once in ``metrics.csv``."""
+
+
+class ImageInputs:
+    """``ddpm``: images in [0, 1] mapped to [-1, 1]."""
+
+    clip_sample = True
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        spatial = ctx.recipe.space.shape[: ctx.spatial_dims]
+        self.shape = (1, *spatial)
+
+    def get(self, split: str, idx: list[int], g: torch.Generator) -> torch.Tensor:
+        bank = self.ctx.data.train if split == "train" else self.ctx.data.val
+        return self.ctx.batch(bank, idx) * 2 - 1
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        return (x + 1) / 2
+
+    def meta(self) -> dict[str, Any]:
+        return {}
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def stats(self) -> dict[str, float]:
+        return {}
+
+
+class LatentInputs:
+    """``ldm``: the frozen autoencoder's latents of every training image, encoded once, scaled to unit
+    variance (``scale_factor`` = 1 / std, Rombach et al.). By default the posterior means (``latents: mean``);
+    ``latents: sample`` draws μ + σ·ε afresh at every step."""
+
+    clip_sample = False
+
+    def __init__(self, ctx: RunContext) -> None:
+        recipe = ctx.recipe
+        assert isinstance(recipe, LDMRecipe)
+        self.ctx = ctx
+        self.sample = recipe.latents == "sample"
+        self.shape = latent_shape(recipe)
+        self.ae = load_trained_autoencoder(ctx)
+        self.latents = {name: self._encode(bank) for name, bank in (("train", ctx.data.train), ("val", ctx.data.val))}
+        mu, sigma = self.latents["train"]
+        if self.sample:
+            g = torch.Generator().manual_seed(recipe.training.seed)
+            mu = mu + sigma * torch.randn(mu.shape, generator=g)
+        self.scale_factor = float(1.0 / mu.std())
+
+    def _encode(self, bank) -> tuple[torch.Tensor, torch.Tensor]:
+        mus, sigmas = [], []
+        with torch.inference_mode():
+            for a in range(0, len(bank), 8):
+                mu, sigma = self.ae.encode(self.ctx.batch(bank, list(range(a, min(a + 8, len(bank))))))
+                mus.append(mu.float().cpu())
+                sigmas.append(sigma.float().cpu())
+        if not mus:
+            return torch.zeros(0), torch.zeros(0)
+        return torch.cat(mus), torch.cat(sigmas)
+
+    def get(self, split: str, idx: list[int], g: torch.Generator) -> torch.Tensor:
+        mu, sigma = self.latents[split]
+        z = mu[idx]
+        if self.sample:
+            z = z + sigma[idx] * torch.randn((len(idx), *mu.shape[1:]), generator=g)
+        return self.ctx.layout((z * self.scale_factor).to(self.ctx.device))
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return fixed_batch_on_cpu(self.ae.decode_stage_2_outputs, x / self.scale_factor, chunk=1)
+
+    def meta(self) -> dict[str, Any]:
+        return {"scale_factor": self.scale_factor}
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return prefixed(self.ae, "autoencoder.")
+
+    def stats(self) -> dict[str, float]:
+        """Posterior σ against the spread of μ (a latent whose σ rivals μ's spread is mostly noise)."""
+        mu, sigma = self.latents["train"]
+        return {
+            "latent_mu_spread": float(mu.std(0).mean()),
+            "latent_sigma_mean": float(sigma.mean()),
+            "latent_std_scaled": float((mu * self.scale_factor).std()),
+        }
+
+
+#: recipe kind → the factory of what its diffusion stage learns
+INPUTS: dict[str, Callable[[RunContext], DiffusionInputs]] = {"ddpm": ImageInputs, "ldm": LatentInputs}
