@@ -1,16 +1,18 @@
 """Conditioning: covariates in user units → the network's context vector.
 
-Each condition is min–max normalised with the training set's range (as Pinaya et al.: e.g. age ↦
-(age − 44)/(82 − 44)); values outside [0, 1] are extrapolation, allowed. When the model is trained with
-condition dropout (for classifier-free guidance), a last "present" entry is appended: 1 with conditions,
-0 in the null context (all zeros), so that "no condition" is distinguishable from "every condition at its
-minimum".
+Each numeric condition is min–max normalised with the training set's range (as Pinaya et al.: e.g. age ↦
+(age − 44)/(82 − 44)); values outside [0, 1] are extrapolation, allowed. A categorical condition (e.g. which
+functional network to draw) is one-hot over the categories seen in training; through the condition embedding
+(:class:`synthkit.models.networks.ConditionEmbedding`) a one-hot input is a learned embedding per category.
+When the model is trained with condition dropout (for classifier-free guidance), a last "present" entry is
+appended: 1 with conditions, 0 in the null context (all zeros), so that "no condition" is distinguishable
+from "every condition at its minimum".
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,17 +25,39 @@ class ConditionCodec:
     low: tuple[float, ...]
     high: tuple[float, ...]
     null_flag: bool = False
+    #: categorical condition → its categories, in the order of the one-hot entries
+    categories: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
-    def fit(cls, table: Mapping[str, np.ndarray], names: Sequence[str], null_flag: bool) -> ConditionCodec:
-        lows = tuple(float(np.min(table[n])) for n in names)
-        highs = tuple(float(np.max(table[n])) for n in names)
-        return cls(tuple(names), lows, highs, null_flag)
+    def fit(
+        cls,
+        table: Mapping[str, np.ndarray],
+        names: Sequence[str],
+        null_flag: bool,
+        categorical: Sequence[str] = (),
+    ) -> ConditionCodec:
+        """Ranges of the numeric conditions and categories of the ``categorical`` ones, from the training table."""
+        cats = {n: tuple(sorted({str(v) for v in np.asarray(table[n]).reshape(-1)})) for n in categorical}
+        numeric = [n for n in names if n not in cats]
+        lows = {n: float(np.min(table[n])) for n in numeric}
+        highs = {n: float(np.max(table[n])) for n in numeric}
+        return cls(
+            tuple(names),
+            tuple(lows.get(n, 0.0) for n in names),
+            tuple(highs.get(n, 1.0) for n in names),
+            null_flag,
+            cats,
+        )
+
+    def width(self, name: str) -> int:
+        return len(self.categories[name]) if name in self.categories else 1
 
     @property
     def dim(self) -> int:
         """Length of the context vector (0 for an unconditional model)."""
-        return len(self.names) + (1 if self.null_flag and self.names else 0)
+        if not self.names:
+            return 0
+        return sum(self.width(n) for n in self.names) + (1 if self.null_flag else 0)
 
     def encode(
         self, conditions: Mapping[str, np.ndarray] | None, n: int, device: str | torch.device
@@ -47,13 +71,30 @@ class ConditionCodec:
             raise ValueError(f"the model needs condition(s) {', '.join(missing)}")
         cols = []
         for name, lo, hi in zip(self.names, self.low, self.high, strict=True):
-            v = np.asarray(conditions[name], dtype=np.float64).reshape(-1)
-            if v.size != n:
-                raise ValueError(f"condition {name!r} has {v.size} values for {n} samples")
+            raw = np.asarray(conditions[name]).reshape(-1)
+            if raw.size != n:
+                raise ValueError(f"condition {name!r} has {raw.size} values for {n} samples")
+            if name in self.categories:
+                cols.extend(self._one_hot(name, raw).T)
+                continue
+            v = raw.astype(np.float64)
             cols.append((v - lo) / (hi - lo) if hi > lo else v - lo)
         if self.null_flag:
             cols.append(np.ones(n))
         return torch.as_tensor(np.stack(cols, axis=1), dtype=torch.float32, device=device)
+
+    def _one_hot(self, name: str, raw: np.ndarray) -> np.ndarray:
+        cats = self.categories[name]
+        index = {c: i for i, c in enumerate(cats)}
+        unknown = sorted({str(v) for v in raw} - set(index))
+        if unknown:
+            raise ValueError(
+                f"condition {name!r}: unknown value(s) {', '.join(map(repr, unknown[:5]))}; "
+                f"the model knows {', '.join(cats)}"
+            )
+        out = np.zeros((raw.size, len(cats)))
+        out[np.arange(raw.size), [index[str(v)] for v in raw]] = 1.0
+        return out
 
     def null(self, n: int, device: str | torch.device) -> torch.Tensor | None:
         if not self.names or not self.null_flag:
@@ -61,8 +102,17 @@ class ConditionCodec:
         return torch.zeros((n, self.dim), device=device)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"names": list(self.names), "low": list(self.low), "high": list(self.high), "null_flag": self.null_flag}
+        d: dict[str, Any] = {
+            "names": list(self.names),
+            "low": list(self.low),
+            "high": list(self.high),
+            "null_flag": self.null_flag,
+        }
+        if self.categories:
+            d["categories"] = {k: list(v) for k, v in self.categories.items()}
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ConditionCodec:
-        return cls(tuple(d["names"]), tuple(d["low"]), tuple(d["high"]), bool(d.get("null_flag", False)))
+        cats = {k: tuple(str(c) for c in v) for k, v in (d.get("categories") or {}).items()}
+        return cls(tuple(d["names"]), tuple(d["low"]), tuple(d["high"]), bool(d.get("null_flag", False)), cats)
