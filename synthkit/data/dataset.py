@@ -53,6 +53,15 @@ class VolumeBank:
             x = torch.from_numpy(np.stack([self.cache.get(self.paths[i], self.volumes[i]) for i in idx]))
         return x[:, None]
 
+    def mean_image(self, spatial_dims: int = 3) -> torch.Tensor:
+        """The voxel-wise mean of every volume, (1, 1, X, Y, Z) (or (1, 1, X, Y) for a 2D model)."""
+        total = None
+        for a in range(0, len(self), 16):
+            part = self.batch(range(a, min(a + 16, len(self)))).double().sum(0, keepdim=True)
+            total = part if total is None else total + part
+        mean = (total / max(1, len(self))).float()
+        return mean[..., 0] if spatial_dims == 2 else mean
+
     def condition_batch(self, indices: Sequence[int]) -> dict[str, np.ndarray]:
         idx = np.asarray(indices, dtype=np.int64)
         return {k: v[idx] for k, v in self.conditions.items()}

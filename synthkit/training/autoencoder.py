@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -23,7 +24,12 @@ def train_autoencoder(ctx: RunContext, steps: int, resume: bool) -> Path:
     assert isinstance(recipe, LDMRecipe)
     cfg = recipe.autoencoder_training
     dev = ctx.device
-    ae = ctx.layout(build_autoencoder(recipe.autoencoder, ctx.spatial_dims).to(dev))
+    ae = build_autoencoder(recipe.autoencoder, ctx.spatial_dims, recipe.space.shape)
+    if recipe.autoencoder.residual:
+        ae.mean.copy_(ctx.data.train.mean_image(ctx.spatial_dims))
+    if cfg.posterior_sigma != "learned":
+        fix_posterior_sigma(ae, float(cfg.posterior_sigma))
+    ae = ctx.layout(ae.to(dev))
     disc = ctx.layout(build_discriminator(ctx.spatial_dims, recipe.space.shape).to(dev))
     opt_g = torch.optim.Adam(ae.parameters(), lr=cfg.lr)
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.disc_lr)
@@ -142,12 +148,21 @@ def train_autoencoder(ctx: RunContext, steps: int, resume: bool) -> Path:
     return ctx.out / f"{STAGE}.safetensors"
 
 
+def fix_posterior_sigma(ae: torch.nn.Module, sigma: float) -> None:
+    """Make the encoder's σ layer output log σ² everywhere (zero weights, constant bias) and freeze it."""
+    layer = ae.quant_conv_log_sigma.conv
+    with torch.no_grad():
+        layer.weight.zero_()
+        layer.bias.fill_(2 * math.log(sigma))
+    layer.requires_grad_(False)
+
+
 def load_trained_autoencoder(ctx: RunContext) -> torch.nn.Module:
     """The frozen stage-1 autoencoder of this run."""
     recipe = ctx.recipe
     assert isinstance(recipe, LDMRecipe)
     path = ctx.out / f"{STAGE}.safetensors"
     tensors, _ = load_checkpoint(path)
-    ae = build_autoencoder(recipe.autoencoder, ctx.spatial_dims)
+    ae = build_autoencoder(recipe.autoencoder, ctx.spatial_dims, recipe.space.shape)
     load_weights(ae, tensors, "autoencoder.", path)
     return ae.eval().requires_grad_(False).to(ctx.device)
