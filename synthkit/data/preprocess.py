@@ -157,7 +157,8 @@ def _register(data: np.ndarray, affine: np.ndarray, space: ImageSpace, p: Prepro
     if head.sum() < 1000:
         raise NiftiError("too little foreground to be a head scan")
     if p.bias_correction:
-        field_small, field = reg.bias_field(small, small_aff, head, grids=[(small.shape, small_aff), (data.shape, affine)])
+        grids = [(small.shape, small_aff), (data.shape, affine)]
+        field_small, field = reg.bias_field(small, small_aff, head, grids=grids)
         small, data = small / field_small, data / field
     m, metric = reg.register(small, small_aff, reg.initial_translation(head, small_aff), p.registration)
     tpl = reg.template()

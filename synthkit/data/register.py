@@ -138,7 +138,11 @@ def downsample(data: np.ndarray, affine: np.ndarray, spacing: float) -> tuple[np
 
 
 def bias_field(
-    data: np.ndarray, affine: np.ndarray, mask: np.ndarray, grids: list[tuple[tuple[int, ...], np.ndarray]], iterations: int = 20
+    data: np.ndarray,
+    affine: np.ndarray,
+    mask: np.ndarray,
+    grids: list[tuple[tuple[int, ...], np.ndarray]],
+    iterations: int = 20,
 ) -> list[np.ndarray]:
     """N4 (Tustison et al. 2010) multiplicative bias field, fitted at ~6 mm, evaluated on each of ``grids``.
 
