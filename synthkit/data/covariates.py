@@ -1,11 +1,11 @@
 """The covariate distribution a model was trained on: default conditions are drawn from it, and requested
 conditions in a region without training subjects are flagged (``meta/extrapolated``).
 
-Design — micro-aggregation (MDAV, Domingo-Ferrer & Mateo-Sanz 2002), chosen because it keeps the joint
-shape of the training set and holds no individual's value:
+Design — micro-aggregation (Domingo-Ferrer & Mateo-Sanz 2002), chosen because it keeps the joint shape of
+the training set and holds no individual's value:
 
 * within each combination of binary covariates (e.g. sex), the training rows are partitioned into groups of
-  ``k`` ≥ 5 nearest neighbours (in covariates scaled by their SD); each group stores its share of the rows,
+  ``k`` ≥ 5 to ``2k - 1`` neighbours (recursive splits at the widest empty interval) (in covariates scaled by their SD); each group stores its share of the rows,
   its mean and its covariance (plus a small jitter, ``(step / 4)²``), and its range **rounded outward** to a
   step (a 1-2-5 number ≥ SD / 10, e.g. 5 years for ages spread over decades), so the extremes stored are
   never a subject's exact value;
@@ -79,7 +79,7 @@ class CovariateDistribution:
         for key in np.unique(keys, axis=0) if n_rows else []:
             rows = np.flatnonzero(np.all(keys == key, axis=1))
             values = dict(zip(binary, key, strict=True))
-            for members in _mdav(x[rows] / np.where(sd > 0, sd, 1.0), k):
+            for members in _partition(x[rows] / np.where(sd > 0, sd, 1.0), k):
                 groups.append(_group(x[rows[members]], len(members) / n_rows, step, values))
         return cls(names, binary, groups, "microaggregation", k, steps)
 
@@ -121,6 +121,8 @@ class CovariateDistribution:
                     j = cont.index(name)
                     var = g.cov[j][j] + (self.steps.get(name, 0.0) / 2) ** 2 + 1e-12
                     logp[:, gi] += -0.5 * (v - g.mean[j]) ** 2 / var - 0.5 * math.log(var)
+                    # groups whose range holds the value come first (then the row is supported)
+                    logp[:, gi] -= np.where((v >= g.low[j]) & (v <= g.high[j]), 0.0, 1e3)
         bad = ~np.isfinite(logp.max(axis=1))
         logp[bad] = np.log(weights)  # no group shares the requested binary values: fall back to the shares
         p = np.exp(logp - logp.max(axis=1, keepdims=True))
@@ -188,27 +190,30 @@ def _nice_step(x: float) -> float:
     return next(f * m for f in (1.0, 2.0, 5.0, 10.0) if f * m >= x * (1 - 1e-12))
 
 
-def _mdav(z: np.ndarray, k: int) -> list[np.ndarray]:
-    """Maximum Distance to Average Vector: groups of k..2k-1 nearest rows (all rows if fewer than k)."""
-    rest = np.arange(len(z))
+def _partition(z: np.ndarray, k: int) -> list[np.ndarray]:
+    """Groups of ``k`` to ``2k - 1`` neighbouring rows (all rows when fewer than ``2k``).
+
+    Recursive splits, each along the covariate of widest (scaled) spread, at the widest empty interval among
+    the split positions that leave ``k`` rows or more on both sides and lie in the central half: groups stay
+    compact and a gap in the data becomes a boundary between groups, never the inside of one. (MDAV, tried
+    first, forms its last groups from the leftovers in the middle of the data — across the gap.)
+    """
     groups: list[np.ndarray] = []
-
-    def take(seed: int) -> None:
-        nonlocal rest
-        d = np.sum((z[rest] - z[seed]) ** 2, axis=1)
-        pick = rest[np.argsort(d, kind="stable")[:k]]
-        groups.append(np.sort(pick))
-        rest = np.setdiff1d(rest, pick)
-
-    while len(rest) >= 3 * k:
-        far = rest[np.argmax(np.sum((z[rest] - z[rest].mean(0)) ** 2, axis=1))]
-        take(int(far))
-        take(int(rest[np.argmax(np.sum((z[rest] - z[far]) ** 2, axis=1))]))
-    if len(rest) >= 2 * k:
-        take(int(rest[np.argmax(np.sum((z[rest] - z[rest].mean(0)) ** 2, axis=1))]))
-    if len(rest):
-        groups.append(rest)
-    return groups
+    stack = [np.arange(len(z))]
+    while stack:
+        rows = stack.pop()
+        n = len(rows)
+        if n < 2 * k or z.shape[1] == 0:
+            if n:
+                groups.append(np.sort(rows))
+            continue
+        dim = int(np.argmax(np.ptp(z[rows], axis=0)))
+        order = rows[np.argsort(z[rows, dim], kind="stable")]
+        v = z[order, dim]
+        lo, hi = max(k, n // 4), min(n - k, n - n // 4)
+        cut = lo + int(np.argmax(v[lo : hi + 1] - v[lo - 1 : hi]))
+        stack += [order[:cut], order[cut:]]
+    return sorted(groups, key=lambda g: int(g[0]))
 
 
 def _group(x: np.ndarray, weight: float, step: np.ndarray, binary: dict[str, float]) -> CovariateGroup:
