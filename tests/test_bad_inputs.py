@@ -67,7 +67,7 @@ def bed(tmp_path_factory, phantom_cohort):
 def _run(argv: list[str], capsys) -> tuple[int, str]:
     try:
         code = main([str(a) for a in argv])
-    except BaseException as e:  # noqa: BLE001 — any escaping exception is the failure this test looks for
+    except BaseException as e:  # any escaping exception is the failure this test looks for
         pytest.fail(f"synthkit {' '.join(map(str, argv))} raised {type(e).__name__}: {e}")
     out = capsys.readouterr()
     return code, out.out + out.err

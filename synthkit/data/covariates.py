@@ -5,10 +5,10 @@ Design — micro-aggregation (Domingo-Ferrer & Mateo-Sanz 2002), chosen because 
 the training set and holds no individual's value:
 
 * within each combination of binary covariates (e.g. sex), the training rows are partitioned into groups of
-  ``k`` ≥ 5 to ``2k - 1`` neighbours (recursive splits at the widest empty interval) (in covariates scaled by their SD); each group stores its share of the rows,
-  its mean and its covariance (plus a small jitter, ``(step / 4)²``), and its range **rounded outward** to a
-  step (a 1-2-5 number ≥ SD / 10, e.g. 5 years for ages spread over decades), so the extremes stored are
-  never a subject's exact value;
+  ``k`` ≥ 5 to ``2k - 1`` neighbours (recursive splits at the widest empty interval, in covariates scaled by
+  their SD); each group stores its share of the rows, its mean and its covariance (plus a small jitter,
+  ``(step / 4)²``), and its range **rounded outward** to a step (a 1-2-5 number ≥ SD / 10, e.g. 5 years for
+  ages spread over decades), so the extremes stored are never a subject's exact value;
 * a draw picks a group by share and samples its Gaussian truncated to the group's rounded range: the
   correlations between covariates are kept (each group is local), and a gap in the training set stays empty
   (for ages 23–51 and 68–96, no group's range crosses 55–64);

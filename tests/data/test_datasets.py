@@ -80,3 +80,16 @@ def test_neuromark_expands_components_into_rows(tmp_path):
 def test_unknown_dataset_lists_the_known_ones():
     with pytest.raises(UsageError, match="known: .*ixi"):
         load_dataset_spec("hcp")
+
+
+def test_a_dataset_yaml_needs_only_what_it_uses(tmp_path):
+    (tmp_path / "imgs").mkdir()
+    for s in ("a", "b"):
+        (tmp_path / "imgs" / f"{s}.nii.gz").write_bytes(b"x")
+    pd.DataFrame({"id": ["a", "b"], "sex": ["M", "F"]}).to_csv(tmp_path / "cov.csv", index=False)
+    y = tmp_path / "mine.yaml"
+    y.write_text("images: {pattern: 'imgs/*.nii.gz'}\ncovariates: {table: cov.csv, id_column: id}\n")
+    spec = load_dataset_spec(y)
+    assert spec.name == "mine"
+    t, _, notes = build_dataset_manifest(spec, tmp_path)
+    assert t["sex"].tolist() == [1, 0] and notes
