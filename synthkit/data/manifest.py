@@ -1,8 +1,9 @@
 """Data manifests: one CSV row per image, with its covariates.
 
 Schema (``data_manifests/README.md``): required ``subject_id`` and ``image``; optional ``label`` (a label-map
-NIfTI), ``volume`` (the volume index in a 4D file), ``split`` (train/val/test), ``age`` (years), ``sex``
-(0 female, 1 male) and any numeric covariates (e.g. ``ventricular_volume``, ``brain_volume`` in mm³). Paths
+NIfTI), ``brain_mask`` (a brain-mask NIfTI), ``volume`` (the volume index in a 4D file), ``split``
+(train/val/test), ``age`` (years), ``sex`` (0 female, 1 male) and any numeric covariates (e.g.
+``ventricular_volume``, ``brain_volume`` in mm³). Paths
 are absolute or relative to the manifest's folder.
 """
 
@@ -22,8 +23,8 @@ from synthkit.data.io import is_nifti, load_nifti
 from synthkit.errors import ManifestError, NiftiError, UsageError
 
 REQUIRED_COLUMNS = ("subject_id", "image")
-PATH_COLUMNS = ("image", "label")
-TEXT_COLUMNS = ("subject_id", "image", "label", "split")
+PATH_COLUMNS = ("image", "label", "brain_mask")
+TEXT_COLUMNS = ("subject_id", "image", "label", "brain_mask", "split")
 SPLITS = ("train", "val", "test")
 #: plausible ranges of well-known covariates; a value outside is a bad row
 RANGES: dict[str, tuple[float, float]] = {
@@ -227,8 +228,8 @@ def validate_manifest(
                 if shape is not None:
                     shapes[(i, col)] = shape
         for (i, col), shape in shapes.items():
-            if col == "label" and (i, "image") in shapes and shapes[(i, "image")] != shape:
-                add(i, f"label shape {list(shape)} differs from image shape {list(shapes[(i, 'image')])}")
+            if col != "image" and (i, "image") in shapes and shapes[(i, "image")] != shape:
+                add(i, f"{col} shape {list(shape)} differs from image shape {list(shapes[(i, 'image')])}")
     problems.sort(key=lambda p: p.row)
     return m, problems
 

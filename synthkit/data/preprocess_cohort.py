@@ -71,12 +71,18 @@ def preprocess_manifest(
         new = row.to_dict()
         new["image"] = str(img_path.relative_to(out_p))
         mask = res.brain_mask if res.brain_mask is not None else res.image > 0
+        new.pop("label", None)  # maps in the scan's grid no longer match the image
+        new.pop("brain_mask", None)
         if res.brain_mask is not None:
-            save_nifti(mask, affine, out_p / "masks" / f"{sid}_brainmask.nii.gz", dtype=np.uint8, xform_code=4)
-        new.pop("label", None)  # a label map in the scan's grid no longer matches the image
+            mask_path = out_p / "masks" / f"{sid}_brainmask.nii.gz"
+            save_nifti(mask, affine, mask_path, dtype=np.uint8, xform_code=4)
+            new["brain_mask"] = str(mask_path.relative_to(out_p))
         rows.append(new)
         previews.append((sid, res.image, mask))
-    table = pd.DataFrame(rows, columns=[c for c in m.table.columns if c != "label"])
+    columns = [c for c in m.table.columns if c not in ("label", "brain_mask")]
+    if any("brain_mask" in r for r in rows):
+        columns.insert(2, "brain_mask")
+    table = pd.DataFrame(rows, columns=columns)
     path = write_manifest(table, out_p / "manifest.csv")
     pages = range(0, len(previews), PER_PAGE)
     names = [f"qc-{k // PER_PAGE + 1:02d}.png" for k in pages] if len(previews) > PER_PAGE else ["qc.png"]

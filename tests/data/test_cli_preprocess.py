@@ -11,6 +11,7 @@ def test_head_phantom_then_preprocess_with_a_qc_montage(tmp_path, capsys):
     assert len(m) == 6 and set(m["site"]) == {0, 1} and {"brain_mask", "age", "sex"} <= set(m.columns)
     img = nib.load(tmp_path / "heads" / m["image"].iloc[0])
     assert img.get_data_dtype() == np.int16 and int(img.header["sform_code"]) == 1
+    assert main(["manifest", "validate", str(tmp_path / "heads" / "manifest.csv")]) == 0
     capsys.readouterr()
 
     code = main(["preprocess", str(tmp_path / "heads" / "manifest.csv"), "--out", str(tmp_path / "pp"), "--spacing", "8"])
@@ -22,6 +23,7 @@ def test_head_phantom_then_preprocess_with_a_qc_montage(tmp_path, capsys):
     first = nib.load(tmp_path / "pp" / pp["image"].iloc[0])
     assert first.shape == (20, 28, 20) and int(first.header["sform_code"]) == 4
     assert len(list((tmp_path / "pp" / "masks").glob("*_brainmask.nii.gz"))) == 6
+    assert main(["manifest", "validate", str(tmp_path / "pp" / "manifest.csv")]) == 0
 
 
 def test_manifest_build_codes_sex_and_says_so(tmp_path, capsys, phantom_cohort):
