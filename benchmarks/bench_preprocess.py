@@ -6,9 +6,10 @@ preprocessing did before: reorient, resample, centre, percentiles) on the same s
 checked against the truth: brain voxels on the grid's faces, brain-box centre offset (voxels), Dice of the
 brain mask brought back to the scan vs the true mask, and brain median/mean per site.
 
-``--compare`` also registers each (N4-corrected) scan with ANTsPy (``antspyx``, if importable) and SimpleITK
-in the same way (rigid then affine, Mattes MI inside the template brain, same initial translation) and
-reports time and Dice of each: how the registration library was chosen.
+``--compare`` also registers each N4-corrected scan with SimpleITK (synthkit's rigid then affine) and with
+ANTsPy (``antspyx``, if importable: its ``TRSAA`` — translation, rigid, similarity, two affine stages), both
+with Mattes MI inside the template brain from the same initial translation, and reports time and Dice of the
+brain mask brought back: how the registration library was chosen.
 
 Usage: ``python benchmarks/bench_preprocess.py [--n 2] [--spacing 2] [--compare]``
 """
@@ -39,7 +40,7 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _ants_register(data, affine, t0):
-    """The same two stages as ``register.register``, with ANTsPy."""
+    """ANTsPy's multi-stage affine registration with the same metric, mask and start as ``register.register``."""
     import tempfile
 
     import ants
