@@ -4,7 +4,7 @@ Why SimpleITK (not ANTsPy): on 12 head-phantom scans at 2 mm (RAS/LPS/PSR, rando
 field of view with the neck, two sites), after the same N4 correction and from the same initial translation,
 SimpleITK's rigid + affine registration (Mattes MI inside the template brain) brought the brain mask back
 with Dice 0.972–0.989 on all 12, in a median 4.4 s on one core; ANTsPy's ``TRSAA`` with the same metric and
-mask took a median 11.6 s (2.6×) and failed on 3 of the 6 strongly biased site-1 scans (Dice 0.63–0.68, the
+mask took a median 11.9 s (2.7×) and failed on 3 of the 6 strongly biased site-1 scans (Dice 0.63–0.68, the
 brain grown to the head). SimpleITK also installs as one self-contained wheel with no Python dependencies,
 while ``antspyx`` 0.6.3 pins ``numpy<2.4`` and ``scipy<1.16`` (older than synthkit's) and pulls in
 statsmodels. Figures: ``benchmarks/RESULTS.md`` (``bench_preprocess.py --compare``).
