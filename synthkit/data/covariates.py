@@ -20,9 +20,12 @@ the training set and holds no individual's value:
 
 Alternatives rejected: resampling training rows with jitter keeps every subject's covariates in the
 checkpoint up to the jitter; a per-sex Gaussian (the format before this one) fills gaps with invented
-subjects and stores exact per-sex minima and maxima. A stratum (binary combination) with fewer than ``k``
-subjects becomes one group. ``from_dict`` still reads that older format (one group per binary combination, no
-``method``): it draws and flags as it always did.
+subjects and stores exact per-sex minima and maxima. A binary combination with fewer than ``k`` rows gets no
+group of its own: its rows are pooled with the other small ones (a group then stores the share of each binary
+value, e.g. 40 % male), so no group describes fewer than ``k`` rows unless the whole training set has fewer.
+Repeated scans of one subject count as several rows: give each subject one row to keep the guarantee.
+``from_dict`` still reads the older format (one group per binary combination, no ``method``): it draws and
+flags as it always did.
 """
 
 from __future__ import annotations
@@ -75,12 +78,10 @@ class CovariateDistribution:
         steps = {c: _nice_step(s / 10.0) for c, s in zip(cont, sd, strict=True)}
         step = np.array([steps[c] for c in cont])
         keys = np.stack([cols[b] for b in binary], axis=1) if binary else np.zeros((n_rows, 0))
-        groups = []
-        for key in np.unique(keys, axis=0) if n_rows else []:
-            rows = np.flatnonzero(np.all(keys == key, axis=1))
-            values = dict(zip(binary, key, strict=True))
-            for members in _partition(x[rows] / np.where(sd > 0, sd, 1.0), k):
-                groups.append(_group(x[rows[members]], len(members) / n_rows, step, values))
+        members = _groups_of_rows(x / np.where(sd > 0, sd, 1.0), keys, k)
+        groups = [
+            _group(x[g], len(g) / n_rows, step, {b: float(cols[b][g].mean()) for b in binary}) for g in members
+        ]
         return cls(names, binary, groups, "microaggregation", k, steps)
 
     def sample(
@@ -98,8 +99,8 @@ class CovariateDistribution:
         cont = self.continuous
         for gi, g in enumerate(self.groups):
             idx = np.flatnonzero(which == gi)
-            for b, v in g.binary_values.items():
-                out[b][idx] = v
+            for b, v in g.binary_values.items():  # v: the share of 1s in the group (0 or 1 in a pure group)
+                out[b][idx] = (rng.random(idx.size) < v).astype(np.float64) if 0.0 < v < 1.0 else v
             if cont and idx.size:
                 got = _truncated_normal(g, idx.size, rng, max_tries)
                 for j, c in enumerate(cont):
@@ -116,7 +117,8 @@ class CovariateDistribution:
         for gi, g in enumerate(self.groups):
             for name, v in known.items():
                 if name in g.binary_values:
-                    logp[:, gi] += np.where(v == g.binary_values[name], 0.0, -np.inf)
+                    with np.errstate(divide="ignore"):
+                        logp[:, gi] += np.log(_binary_probability(v, g.binary_values[name]))
                 elif name in cont:
                     j = cont.index(name)
                     var = g.cov[j][j] + (self.steps.get(name, 0.0) / 2) ** 2 + 1e-12
@@ -143,7 +145,7 @@ class CovariateDistribution:
             for name in names:
                 v = np.asarray(conditions[name], dtype=np.float64)
                 if name in g.binary_values:
-                    inside &= v == g.binary_values[name]
+                    inside &= _binary_probability(v, g.binary_values[name]) > 0
                 else:
                     j = cont.index(name)
                     tol = 1e-9 * max(1.0, abs(g.low[j]), abs(g.high[j]))
@@ -156,8 +158,9 @@ class CovariateDistribution:
         r: dict[str, tuple[float, float]] = {}
         for g in self.groups:
             for b, v in g.binary_values.items():
-                lo, hi = r.get(b, (v, v))
-                r[b] = (min(lo, v), max(hi, v))
+                seen = ([0.0] if v < 1 else []) + ([1.0] if v > 0 else [])
+                lo, hi = r.get(b, (seen[0], seen[-1]))
+                r[b] = (min(lo, seen[0]), max(hi, seen[-1]))
             for j, c in enumerate(self.continuous):
                 lo, hi = r.get(c, (g.low[j], g.high[j]))
                 r[c] = (min(lo, g.low[j]), max(hi, g.high[j]))
@@ -188,6 +191,35 @@ def _nice_step(x: float) -> float:
         return 1e-6
     m = 10.0 ** math.floor(math.log10(x))
     return next(f * m for f in (1.0, 2.0, 5.0, 10.0) if f * m >= x * (1 - 1e-12))
+
+
+def _binary_probability(v: np.ndarray, share: float) -> np.ndarray:
+    """Probability of the value ``v`` (0 or 1) in a group where ``share`` of the rows are 1."""
+    return np.where(v == 1.0, share, np.where(v == 0.0, 1.0 - share, 0.0))
+
+
+def _groups_of_rows(z: np.ndarray, keys: np.ndarray, k: int) -> list[np.ndarray]:
+    """Row indices of each group: partitions within binary combinations of ``k`` rows or more; the rows of
+    smaller combinations pooled and partitioned together (or, fewer than ``k`` of them, each added to the
+    nearest group), so that no group describes fewer than ``k`` rows unless the whole table has fewer."""
+    out: list[np.ndarray] = []
+    small: list[np.ndarray] = []
+    for key in np.unique(keys, axis=0) if len(z) else []:
+        rows = np.flatnonzero(np.all(keys == key, axis=1))
+        if len(rows) >= k:
+            out += [rows[m] for m in _partition(z[rows], k)]
+        else:
+            small.append(rows)
+    pool = np.concatenate(small) if small else np.zeros(0, dtype=int)
+    if len(pool) >= k or (len(pool) and not out):
+        out += [pool[m] for m in _partition(z[pool], k)]
+    elif len(pool):
+        centres = np.stack([z[g].mean(0) for g in out])
+        largest = int(np.argmax([len(g) for g in out]))
+        for r in pool:
+            j = int(np.argmin(np.sum((centres - z[r]) ** 2, axis=1))) if z.shape[1] else largest
+            out[j] = np.sort(np.append(out[j], r))
+    return out
 
 
 def _partition(z: np.ndarray, k: int) -> list[np.ndarray]:

@@ -79,9 +79,18 @@ def test_old_format_is_still_read():
     assert dist.supported({"age": np.array([81.0, 81.0]), "sex": np.array([0.0, 1.0])}).tolist() == [True, False]
 
 
-def test_small_strata_and_constant_columns():
-    table = {"age": np.array([50.0, 51, 52, 60]), "sex": np.array([0.0, 0, 0, 1]), "site": np.full(4, 3.0)}
-    dist = CovariateDistribution.fit(table)
-    assert len(dist.groups) == 2  # fewer than k subjects per sex: one group each
-    draws = dist.sample(100, np.random.default_rng(0))
-    assert np.all(np.isfinite(draws["age"])) and np.allclose(draws["site"], 3.0, atol=1e-5)
+def test_no_group_describes_fewer_than_k_rows():
+    # 8 women, 3 men: the men get no group of their own (their ages would be nearly exposed)
+    age = np.array([40.1, 42.3, 44.8, 47.2, 60.5, 63.9, 66.2, 69.4, 41.7, 45.6, 68.8])
+    sex = np.array([0.0] * 8 + [1.0] * 3)
+    dist = CovariateDistribution.fit({"age": age, "sex": sex, "site": np.full(11, 3.0)})
+    sizes = [round(g.weight * 11) for g in dist.groups]
+    assert min(sizes) >= 5 and sum(sizes) == 11
+    assert any(0 < g.binary_values["sex"] < 1 for g in dist.groups)
+    draws = dist.sample(3000, np.random.default_rng(0))
+    assert abs(draws["sex"].mean() - 3 / 11) < 0.03 and np.allclose(draws["site"], 3.0, atol=1e-5)
+    assert dist.ranges()["sex"] == (0.0, 1.0)
+    assert dist.supported({"age": np.array([45.0]), "sex": np.array([1.0]), "site": np.array([3.0])}).all()
+    # fewer than k rows in all: one group
+    tiny = CovariateDistribution.fit({"age": age[:4], "sex": sex[:4]})
+    assert len(tiny.groups) == 1
