@@ -135,6 +135,8 @@ def _cases(r: Path) -> list[tuple[str, list, int, str]]:
         ("preprocess: manifest missing", ["preprocess", r / "nope.csv", "--out", out / "p1"], 1, "not found"),
         ("preprocess: bad mode", ["preprocess", r / "good.csv", "--out", out / "p2", "--mode", "magic"], 2, "mode"),
         ("preprocess: image typo", ["preprocess", r / "typo.csv", "--out", out / "p3"], 1, "row 3 (phantom00002)"),
+        ("preprocess: --recipe with --mode", ["preprocess", r / "good.csv", "--out", out / "p4", "--recipe",
+                                              r / "good.yaml", "--mode", "register"], 2, "--recipe"),
         ("preprocess: out is a file", ["preprocess", r / "good.csv", "--out", r / "good.csv"], 2, "not a folder"),
         ("phantom: --head with --shape", ["phantom", out / "h", "--head", "--shape", "8", "8", "8"], 2, "--shape"),
     ]

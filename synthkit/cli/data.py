@@ -143,6 +143,8 @@ def preprocess(
     from synthkit.space import ImageSpace
 
     if recipe is not None:
+        if (spacing, mode, registration) != (2.0, "auto", "affine"):
+            raise UsageError("--recipe sets the space and the preprocessing; drop --spacing/--mode/--registration")
         r = load_recipe(recipe)
         space, cfg = r.space.to_space(), r.data.preprocess
     else:

@@ -43,3 +43,16 @@ def test_manifest_build_codes_sex_and_says_so(tmp_path, capsys, phantom_cohort):
     t = pd.read_csv(tmp_path / "m.csv")
     assert t["Sex"].tolist() == [1, 0, 0] and t["Age"].tolist() == [40.5, 61, 77]
     assert main(["manifest", "validate", str(tmp_path / "m.csv")]) == 0
+
+
+def test_preprocess_takes_the_space_and_settings_from_a_recipe(tmp_path, capsys, phantom_cohort):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        f"kind: ddpm\nspace: {{shape: [16, 24, 16], spacing: 10}}\n"
+        f"data: {{manifest: {phantom_cohort}, preprocess: {{mode: resample}}}}\n"
+        "unet: {channels: [16, 32], attention_levels: [false, false], norm_num_groups: 8}\n"
+    )
+    assert main(["preprocess", str(phantom_cohort), "--out", str(tmp_path / "pp"), "--recipe", str(recipe)]) == 0
+    out = capsys.readouterr().out
+    assert "16×24×16 at 10×10×10 mm (mode resample)" in out and "resample 12" in out
+    assert nib.load(next((tmp_path / "pp" / "images").glob("*.nii.gz"))).shape == (16, 24, 16)
