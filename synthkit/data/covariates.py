@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 K_DEFAULT = 5
+_CHUNK = 2048
 
 
 @dataclass
@@ -108,29 +109,38 @@ class CovariateDistribution:
         return out
 
     def _choose_groups(self, n: int, rng: np.random.Generator, given: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Group of each row: by share, times the likelihood of the row's requested values (in chunks of rows,
+        so that 100,000 rows against thousands of groups stay small in memory)."""
         weights = np.array([g.weight for g in self.groups], dtype=np.float64)
         known = {k: np.broadcast_to(np.asarray(v, dtype=np.float64), (n,)) for k, v in given.items() if k in self.names}
         if not known:
             return rng.choice(len(self.groups), size=n, p=weights / weights.sum())
-        logp = np.tile(np.log(weights), (n, 1))
         cont = self.continuous
-        for gi, g in enumerate(self.groups):
-            for name, v in known.items():
-                if name in g.binary_values:
-                    with np.errstate(divide="ignore"):
-                        logp[:, gi] += np.log(_binary_probability(v, g.binary_values[name]))
-                elif name in cont:
-                    j = cont.index(name)
-                    var = g.cov[j][j] + (self.steps.get(name, 0.0) / 2) ** 2 + 1e-12
-                    logp[:, gi] += -0.5 * (v - g.mean[j]) ** 2 / var - 0.5 * math.log(var)
-                    # groups whose range holds the value come first (then the row is supported)
-                    logp[:, gi] -= np.where((v >= g.low[j]) & (v <= g.high[j]), 0.0, 1e3)
-        bad = ~np.isfinite(logp.max(axis=1))
-        logp[bad] = np.log(weights)  # no group shares the requested binary values: fall back to the shares
-        p = np.exp(logp - logp.max(axis=1, keepdims=True))
-        p /= p.sum(axis=1, keepdims=True)
-        u = rng.random(n)[:, None]
-        return np.minimum((np.cumsum(p, axis=1) < u).sum(axis=1), len(self.groups) - 1)
+        shares = {b: np.array([g.binary_values[b] for g in self.groups]) for b in known if b in self.binary}
+        stats = {}
+        for name in (c for c in known if c in cont):
+            j = cont.index(name)
+            var = np.array([g.cov[j][j] for g in self.groups]) + (self.steps.get(name, 0.0) / 2) ** 2 + 1e-12
+            bounds = np.array([[g.mean[j], g.low[j], g.high[j]] for g in self.groups]).T
+            stats[name] = (bounds[0], var, bounds[1], bounds[2])
+        u = rng.random(n)
+        out = np.empty(n, dtype=np.int64)
+        for start in range(0, n, _CHUNK):
+            rows = slice(start, min(n, start + _CHUNK))
+            logp = np.tile(np.log(weights), (rows.stop - rows.start, 1))
+            with np.errstate(divide="ignore"):
+                for b, share in shares.items():
+                    logp += np.log(_binary_probability(known[b][rows, None], share[None]))
+            for name, (mean, var, low, high) in stats.items():
+                v = known[name][rows, None]
+                logp += -0.5 * (v - mean) ** 2 / var - 0.5 * np.log(var)
+                logp -= np.where((v >= low) & (v <= high), 0.0, 1e3)  # groups whose range holds the value first
+            bad = ~np.isfinite(logp.max(axis=1))
+            logp[bad] = np.log(weights)  # no group has the requested binary values: fall back to the shares
+            p = np.exp(logp - logp.max(axis=1, keepdims=True))
+            p /= p.sum(axis=1, keepdims=True)
+            out[rows] = np.minimum((np.cumsum(p, axis=1) < u[rows, None]).sum(axis=1), len(self.groups) - 1)
+        return out
 
     def supported(self, conditions: Mapping[str, np.ndarray]) -> np.ndarray:
         """True for rows inside the (rounded) range of some group with the same binary values."""
