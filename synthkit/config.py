@@ -54,6 +54,18 @@ class SpaceConfig(Strict):
 
 
 class PreprocessConfig(Strict):
+    """How images are brought into the space (``synthkit/data/preprocess.py``; recorded in the checkpoint).
+
+    ``mode``: ``auto`` registers real scans and only resamples images whose NIfTI header marks them as in a
+    template space (sform/qform code 4 or 5, as ``synthkit phantom`` and FSL write); ``register`` and
+    ``resample`` force one pipeline for every image.
+    """
+
+    mode: Literal["auto", "register", "resample"] = "auto"
+    #: ``affine`` brings every brain to the template's size; ``rigid`` keeps each head's size
+    registration: Literal["affine", "rigid"] = "affine"
+    bias_correction: bool = True  # N4, before registration
+    #: ``resample`` mode: the intensity percentiles scaled to [0, 1]
     lower_percentile: float = Field(0.5, ge=0, le=50)
     upper_percentile: float = Field(99.5, ge=50, le=100)
 

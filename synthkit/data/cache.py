@@ -1,7 +1,8 @@
 """A preprocessed-cohort cache, so training and audits do not re-decode NIfTI every epoch.
 
 Each preprocessed volume is one ``.npy`` (float16) named by a hash of the source file's path, size and mtime,
-the target ImageSpace and the preprocessing parameters, under ``cache_dir``. Writes are atomic (temporary file
+the target ImageSpace and the preprocessing parameters (mode, registration, bias correction, percentiles and
+the pipeline's version), under ``cache_dir``. Writes are atomic (temporary file
 then rename), so parallel readers and writers never see half a file.
 """
 
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from synthkit.data.preprocess import PreprocessParams, preprocess_file
+from synthkit.errors import NiftiError
 from synthkit.space import ImageSpace
 
 
@@ -41,7 +43,12 @@ class PreprocessedCache:
 
     def key(self, path: str | Path, volume: int | None = None) -> str:
         p = Path(path).resolve()
-        st = p.stat()
+        try:
+            st = p.stat()
+        except OSError:
+            raise NiftiError(f"{path}: file not found") from None
+        if not p.is_file():
+            raise NiftiError(f"{path}: is a folder, not a NIfTI file")
         ident = json.dumps([str(p), st.st_size, st.st_mtime_ns, volume, self._settings])
         return hashlib.sha256(ident.encode()).hexdigest()
 

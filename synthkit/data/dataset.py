@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from synthkit.data.cache import PreprocessedCache
-from synthkit.data.manifest import Manifest, read_manifest
+from synthkit.data.manifest import Manifest, numeric_column, read_manifest
 from synthkit.data.preprocess import PreprocessParams
 from synthkit.errors import ManifestError
 from synthkit.space import ImageSpace
@@ -91,7 +91,8 @@ def load_training_data(
     """Check the manifest against the recipe and split it; nothing is preprocessed yet (see ``VolumeBank.load``).
 
     Raises:
-        ManifestError: missing manifest or condition columns, missing condition values, empty splits.
+        ManifestError: missing manifest, image files or condition columns, text or missing condition values,
+            empty splits.
     """
     m = read_manifest(manifest_path)
     t = m.table
@@ -112,8 +113,9 @@ def load_training_data(
     if train_idx.size == 0:
         raise ManifestError(f"{manifest_path}: no training rows")
     used = np.concatenate([train_idx, val_idx])
+    values_of = {c: numeric_column(m, c, used) for c in conditions}
     for c in conditions:
-        values = np.asarray(t[c].to_numpy(dtype=float))
+        values = values_of[c]
         bad = used[~np.isfinite(values[used])]
         if bad.size:
             rows = ", ".join(str(r + 1) for r in sorted(bad)[:5]) + (" …" if bad.size > 5 else "")
@@ -126,7 +128,7 @@ def load_training_data(
             cache=cache,
             paths=[str(t["image"].iloc[i]) for i in idx],
             volumes=[vols[i] for i in idx],
-            conditions={c: t[c].to_numpy(dtype=np.float64)[idx] for c in conditions},
+            conditions={c: values_of[c][idx] for c in conditions},
         )
 
     return TrainingData(train=bank(train_idx), val=bank(val_idx), manifest=m)

@@ -44,12 +44,14 @@ class CovariatesRule(Strict):
 
 
 class DatasetSpec(Strict):
-    name: str
-    url: str
-    description: str
-    download: list[str]
-    layout: str
+    """A dataset description; only ``images`` is required (the rest documents where the data comes from)."""
+
     images: ImagesRule
+    name: str = "dataset"
+    url: str = ""
+    description: str = ""
+    download: list[str] = Field(default_factory=list)
+    layout: str = ""
     covariates: CovariatesRule | None = None
     notes: str | None = None
 
@@ -65,7 +67,10 @@ def load_dataset_spec(name_or_path: str | Path) -> DatasetSpec:
         if not p.exists():
             known = ", ".join(list_datasets()) or "none found"
             raise UsageError(f"unknown dataset {str(name_or_path)!r} (known: {known}; or give a YAML path)")
-    return validate(DatasetSpec, read_yaml(p), p)
+    spec = validate(DatasetSpec, read_yaml(p), p)
+    if "name" not in spec.model_fields_set:
+        spec.name = p.stem
+    return spec
 
 
 _NORMALISE = {
@@ -75,7 +80,7 @@ _NORMALISE = {
 }
 
 
-def build_dataset_manifest(spec: DatasetSpec, root: str | Path) -> tuple[pd.DataFrame, list[str]]:
+def build_dataset_manifest(spec: DatasetSpec, root: str | Path) -> tuple[pd.DataFrame, list[str], list[str]]:
     """Build a manifest for a downloaded public dataset described by ``spec``."""
     root_p = Path(root)
     kwargs: dict[str, Any] = {"id_regex": spec.images.id_regex}
@@ -88,10 +93,10 @@ def build_dataset_manifest(spec: DatasetSpec, root: str | Path) -> tuple[pd.Data
             duplicates=c.duplicates,
             columns={k: ColumnSpec(**v.model_dump()) for k, v in c.columns.items()} or None,
         )
-    table, warnings = build_manifest(root_p, spec.images.pattern, **kwargs)
+    table, warnings, notes = build_manifest(root_p, spec.images.pattern, **kwargs)
     if spec.images.volumes is not None:
         table = _expand_volumes(table, spec.images.volumes)
-    return table, warnings
+    return table, warnings, notes
 
 
 def _expand_volumes(table: pd.DataFrame, volumes: list[int]) -> pd.DataFrame:

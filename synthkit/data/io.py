@@ -67,15 +67,38 @@ def load_nifti(
     return data, np.asarray(img.affine, dtype=np.float64)
 
 
-def save_nifti(array: np.ndarray, affine: np.ndarray, path: str | Path, *, dtype: np.dtype | type = np.float32) -> Path:
-    """Write a 3D array (``(i, j, k)`` order) with its affine; float16 becomes float32 (NIfTI-1 has none)."""
+def template_space_code(path: str | Path) -> int:
+    """The header's template-space code: 4 (MNI152) or 5 (another template) in ``sform_code`` (or in
+    ``qform_code`` when the sform is unset), else 0. Reads the header only."""
+    try:
+        header = nib.load(str(path)).header
+        codes = (int(header["sform_code"]), int(header["qform_code"]))
+    except Exception:  # an unreadable file fails later, with its own message, when its data is read
+        return 0
+    code = codes[0] if codes[0] > 0 else codes[1]
+    return code if code in (4, 5) else 0
+
+
+def save_nifti(
+    array: np.ndarray,
+    affine: np.ndarray,
+    path: str | Path,
+    *,
+    dtype: np.dtype | type = np.float32,
+    xform_code: int = 1,
+) -> Path:
+    """Write a 3D array (``(i, j, k)`` order) with its affine; float16 becomes float32 (NIfTI-1 has none).
+
+    ``xform_code`` is the header's sform/qform code: 1 scanner coordinates, 4 MNI152 (the image is already in
+    the template's space, so preprocessing only resamples it).
+    """
     arr = np.asarray(array)
     if arr.dtype == np.float16 or np.dtype(dtype) == np.float16:
         dtype = np.float32
     img = nib.Nifti1Image(arr.astype(dtype, copy=False), np.asarray(affine, dtype=np.float64))
     img.header.set_xyzt_units("mm")
-    img.set_qform(img.affine, code=1)
-    img.set_sform(img.affine, code=1)
+    img.set_qform(img.affine, code=xform_code)
+    img.set_sform(img.affine, code=xform_code)
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     nib.save(img, str(p))

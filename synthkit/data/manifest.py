@@ -1,8 +1,9 @@
 """Data manifests: one CSV row per image, with its covariates.
 
 Schema (``data_manifests/README.md``): required ``subject_id`` and ``image``; optional ``label`` (a label-map
-NIfTI), ``volume`` (the volume index in a 4D file), ``split`` (train/val/test), ``age`` (years), ``sex``
-(0 female, 1 male) and any numeric covariates (e.g. ``ventricular_volume``, ``brain_volume`` in mm³). Paths
+NIfTI), ``brain_mask`` (a brain-mask NIfTI), ``volume`` (the volume index in a 4D file), ``split``
+(train/val/test), ``age`` (years), ``sex`` (0 female, 1 male) and any numeric covariates (e.g.
+``ventricular_volume``, ``brain_volume`` in mm³). Paths
 are absolute or relative to the manifest's folder.
 """
 
@@ -19,11 +20,11 @@ import numpy as np
 import pandas as pd
 
 from synthkit.data.io import is_nifti, load_nifti
-from synthkit.errors import ManifestError, NiftiError
+from synthkit.errors import ManifestError, NiftiError, UsageError
 
 REQUIRED_COLUMNS = ("subject_id", "image")
-PATH_COLUMNS = ("image", "label")
-TEXT_COLUMNS = ("subject_id", "image", "label", "split")
+PATH_COLUMNS = ("image", "label", "brain_mask")
+TEXT_COLUMNS = ("subject_id", "image", "label", "brain_mask", "split")
 SPLITS = ("train", "val", "test")
 #: plausible ranges of well-known covariates; a value outside is a bad row
 RANGES: dict[str, tuple[float, float]] = {
@@ -75,19 +76,24 @@ class Manifest:
         for n in names:
             if n not in self.table.columns:
                 raise ManifestError(f"{self.path}: no column {n!r} (columns: {', '.join(self.table.columns)})")
-            out[n] = self.table[n].to_numpy(dtype=np.float64)
+            out[n] = numeric_column(self, n)
         return out
 
 
-def read_manifest(path: str | Path) -> Manifest:
+def read_manifest(path: str | Path, *, check_files: bool = True) -> Manifest:
     """Read a manifest CSV, check its columns and resolve relative paths against its folder.
 
+    With ``check_files`` every image (and label) path must name an existing file; the error lists the rows
+    that do not, with their subject IDs and paths.
+
     Raises:
-        ManifestError: missing file, unreadable CSV, missing required column.
+        ManifestError: missing file, unreadable CSV, missing required column, missing image files.
     """
     p = Path(path)
     if not p.exists():
         raise ManifestError(f"{p}: manifest not found")
+    if not p.is_file():
+        raise ManifestError(f"{p}: is a folder, not a manifest CSV")
     try:
         table = pd.read_csv(p, dtype={c: "string" for c in TEXT_COLUMNS}, keep_default_na=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
@@ -100,7 +106,45 @@ def read_manifest(path: str | Path) -> Manifest:
     for col in PATH_COLUMNS:
         if col in table.columns:
             table[col] = [_resolve(p.parent, v) for v in table[col]]
+    if check_files:
+        _check_files(table, p)
     return Manifest(table, p)
+
+
+def _check_files(table: pd.DataFrame, path: Path) -> None:
+    bad = []
+    for i, (sid, img) in enumerate(zip(table["subject_id"], table["image"], strict=True)):
+        if pd.isna(img):
+            bad.append(f"row {i + 1} ({sid}): empty image path")
+        elif not Path(str(img)).is_file():
+            bad.append(f"row {i + 1} ({sid}): {img} " + ("is a folder" if Path(str(img)).is_dir() else "not found"))
+    if bad:
+        more = f" … and {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise ManifestError(
+            f"{path}: {len(bad)} image file(s) missing — {'; '.join(bad[:3])}{more} "
+            "(relative paths are read from the manifest's folder; 'synthkit manifest validate' lists every row)"
+        )
+
+
+def numeric_column(m: Manifest, name: str, rows: np.ndarray | None = None) -> np.ndarray:
+    """A covariate column as float64; text in it is one error saying how to map it to numbers."""
+    col = m.table[name]
+    values = pd.to_numeric(col, errors="coerce")
+    text = col.notna() & values.isna()
+    if rows is not None:
+        keep = np.zeros(len(col), bool)
+        keep[rows] = True
+        text &= keep
+    if text.any():
+        idx = np.flatnonzero(text.to_numpy())
+        shown = ", ".join(repr(v) for v in sorted({str(col.iloc[i]) for i in idx})[:5])
+        where = ", ".join(str(i + 1) for i in idx[:5]) + (" …" if idx.size > 5 else "")
+        how = (
+            "rebuild the manifest with 'synthkit manifest build … --covariates TABLE' (it codes M/F as 1/0) "
+            f"or with --map {name}=VALUE:CODE,…"
+        )
+        raise ManifestError(f"{m.path}: column {name!r} holds text ({shown} in row(s) {where}), not numbers; {how}")
+    return values.to_numpy(dtype=np.float64)
 
 
 def _resolve(base: Path, value: Any) -> Any:
@@ -119,7 +163,7 @@ def validate_manifest(
     ``volume`` of a 4D one) with finite voxels; label likewise and of the image's shape; ``split`` in
     train/val/test; covariates numeric, finite where present, ``sex`` in {0, 1}, known covariates in range.
     """
-    m = read_manifest(path)
+    m = read_manifest(path, check_files=False)
     t = m.table
     problems: list[RowProblem] = []
 
@@ -184,8 +228,8 @@ def validate_manifest(
                 if shape is not None:
                     shapes[(i, col)] = shape
         for (i, col), shape in shapes.items():
-            if col == "label" and (i, "image") in shapes and shapes[(i, "image")] != shape:
-                add(i, f"label shape {list(shape)} differs from image shape {list(shapes[(i, 'image')])}")
+            if col != "image" and (i, "image") in shapes and shapes[(i, "image")] != shape:
+                add(i, f"{col} shape {list(shape)} differs from image shape {list(shapes[(i, 'image')])}")
     problems.sort(key=lambda p: p.row)
     return m, problems
 
@@ -200,7 +244,8 @@ def build_manifest(
     columns: Mapping[str, ColumnSpec] | None = None,
     id_normalise: Callable[[str], str] | None = None,
     duplicates: str = "error",
-) -> tuple[pd.DataFrame, list[str]]:
+    maps: Mapping[str, Mapping[str, float]] | None = None,
+) -> tuple[pd.DataFrame, list[str], list[str]]:
     """Find images under ``root`` with a glob and join covariates by subject ID.
 
     Args:
@@ -211,13 +256,16 @@ def build_manifest(
         id_regex: a regular expression applied to the file path relative to ``root``; named group
             ``subject`` is the join key, optional group ``session`` is appended to make ``subject_id``
             unique; without it the file name (minus ``.nii[.gz]``) is the subject ID.
-        columns: manifest column → how to compute it from the covariate table (default: copy every numeric
-            column as is).
+        columns: manifest column → how to compute it from the covariate table (default: every column but
+            the ID, numeric ones as they are, ``sex`` codings recoded, other text left out with a warning;
+            see :mod:`synthkit.data.coding`).
         id_normalise: applied to both sides of the join (e.g. strip leading zeros).
         duplicates: when the covariate table has several rows for one subject: ``"error"`` or ``"first"``.
+        maps: column → {value: code} recodings (``--map``); a value without a code is an error.
 
     Returns:
-        The manifest table (paths relative to ``root`` are made absolute) and a list of warnings.
+        The manifest table (paths relative to ``root`` are made absolute), warnings, and notes saying
+        which columns were recoded and how.
     """
     root_p = Path(root)
     if not root_p.is_dir():
@@ -245,38 +293,67 @@ def build_manifest(
     table = pd.DataFrame(rows)
     if table.empty:
         raise ManifestError(f"no file under {root_p} matched both {pattern!r} and the subject-ID pattern")
+    notes: list[str] = []
     if covariates is not None:
         if id_column is None:
-            raise ManifestError("--covariates needs --id-column (the table's subject-ID column)")
-        if isinstance(covariates, pd.DataFrame):
-            cov = covariates.copy()
-        else:
-            cov = _read_table(Path(covariates), id_column)
-        if id_column not in cov.columns:
-            raise ManifestError(f"covariate table has no column {id_column!r} (columns: {', '.join(cov.columns)})")
-        cov["_key"] = [norm(str(v).strip()) for v in cov[id_column]]
-        dup_keys = cov["_key"][cov["_key"].duplicated()].unique()
-        if len(dup_keys) and duplicates == "error":
-            raise ManifestError(f"covariate table has several rows for subject(s) {', '.join(dup_keys[:5])}")
-        cov = cov.drop_duplicates("_key", keep="first")
-        specs = columns or {
-            c: ColumnSpec(column=c)
-            for c in cov.columns
-            if c not in (id_column, "_key") and pd.api.types.is_numeric_dtype(cov[c])
-        }
-        merged = table.merge(cov, on="_key", how="left", suffixes=("", "_cov"), indicator=True)
-        for name, spec in specs.items():
-            table[name] = spec.apply(merged).to_numpy()
-        unmatched = merged.loc[merged["_merge"] == "left_only", "subject_id"].tolist()
-        if unmatched:
-            shown = ", ".join(unmatched[:5]) + (" …" if len(unmatched) > 5 else "")
-            warnings.append(f"{len(unmatched)} image(s) have no covariates row (kept, covariates empty): {shown}")
+            raise UsageError("--covariates needs --id-column (the table's subject-ID column)")
+        cov = covariates.copy() if isinstance(covariates, pd.DataFrame) else _read_table(Path(covariates), id_column)
+        _join_covariates(table, cov, id_column, norm, duplicates, columns, maps or {}, warnings, notes)
+    elif maps:
+        raise UsageError("--map needs --covariates (it recodes columns of the covariate table)")
     extra_cols = [c for c in table.columns if c.startswith("_")]
     table = table.drop(columns=extra_cols)
     if table["subject_id"].duplicated().any():
         d = table.loc[table["subject_id"].duplicated(), "subject_id"].tolist()
         raise ManifestError(f"several images map to subject ID(s) {', '.join(d[:5])}; refine the pattern")
-    return table, warnings
+    return table, warnings, notes
+
+
+def _join_covariates(
+    table: pd.DataFrame,
+    cov: pd.DataFrame,
+    id_column: str,
+    norm: Callable[[str], str],
+    duplicates: str,
+    columns: Mapping[str, ColumnSpec] | None,
+    maps: Mapping[str, Mapping[str, float]],
+    warnings: list[str],
+    notes: list[str],
+) -> None:
+    """Join ``cov`` onto ``table`` (in place) by subject ID, coding every covariate column as numbers."""
+    from synthkit.data.coding import _TextColumn, code_column
+
+    have = ", ".join(map(str, cov.columns))
+    if id_column not in cov.columns:
+        raise UsageError(f"--id-column {id_column!r}: the covariate table has no such column (columns: {have})")
+    unknown = [c for c in maps if c not in cov.columns]
+    if unknown:
+        raise UsageError(f"--map {unknown[0]}: the covariate table has no such column (columns: {have})")
+    cov["_key"] = [norm(str(v).strip()) for v in cov[id_column]]
+    dup_keys = cov["_key"][cov["_key"].duplicated()].unique()
+    if len(dup_keys) and duplicates == "error":
+        raise ManifestError(f"covariate table has several rows for subject(s) {', '.join(dup_keys[:5])}")
+    cov = cov.drop_duplicates("_key", keep="first")
+    merged = table.merge(cov, on="_key", how="left", suffixes=("", "_cov"), indicator=True)
+    if columns:
+        for name, spec in columns.items():
+            table[name] = spec.apply(merged).to_numpy()
+    else:
+        for c in cov.columns:
+            if c in (id_column, "_key") or c in table.columns:
+                continue
+            try:
+                values, note = code_column(merged[c], c, maps.get(c))
+            except _TextColumn as e:
+                warnings.append(e.advice())
+                continue
+            table[c] = values.to_numpy()
+            if note:
+                notes.append(note)
+    unmatched = merged.loc[merged["_merge"] == "left_only", "subject_id"].tolist()
+    if unmatched:
+        shown = ", ".join(unmatched[:5]) + (" …" if len(unmatched) > 5 else "")
+        warnings.append(f"{len(unmatched)} image(s) have no covariates row (kept, covariates empty): {shown}")
 
 
 def _extra(rx: re.Pattern | None, rel: str) -> dict[str, Any]:
@@ -307,8 +384,9 @@ class ColumnSpec:
             raise ManifestError(f"covariate table has no column {self.column!r}")
         s = table[self.column]
         if self.map is not None:
-            lookup = {str(k).strip().lower(): v for k, v in self.map.items()}
-            s = s.map(lambda v: lookup.get(str(v).strip().lower(), np.nan) if not pd.isna(v) else np.nan)
+            from synthkit.data.coding import apply_map
+
+            s = apply_map(s, self.map, self.column)
         s = pd.to_numeric(s, errors="coerce") * self.scale
         if self.plus_years_from_days:
             days = self.plus_years_from_days

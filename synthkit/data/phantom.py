@@ -268,14 +268,20 @@ def _upsampling_matrix(size: int, n_ctrl: int = 5) -> np.ndarray:
     return ndi.zoom(np.eye(n_ctrl), (size / n_ctrl, 1), order=3, mode="nearest", grid_mode=True)[:size]
 
 
-def _sample_fields(params: PhantomParams, space: ImageSpace) -> dict[str, np.ndarray]:
+def template_coordinates(params: PhantomParams, space: ImageSpace) -> np.ndarray:
+    """Template world coordinates (mm, shape (3, n_voxels)) of every voxel of ``space`` for this subject."""
     tpl = template()
     world = space.world_coordinates().reshape(3, -1)
     rot = _rotation(params.rotation_deg)
     c = tpl.center[:, None]
     # subject world → template world: undo translation, rotation and head scale about the head's centre
     src = rot.T @ (world - c - np.asarray(params.translation_mm)[:, None]) / params.head_scale + c
-    src = src + _displacement(space, params.displacement_seed, params.displacement_mm).reshape(3, -1)
+    return src + _displacement(space, params.displacement_seed, params.displacement_mm).reshape(3, -1)
+
+
+def _sample_fields(params: PhantomParams, space: ImageSpace) -> dict[str, np.ndarray]:
+    tpl = template()
+    src = template_coordinates(params, space)
     inv = np.linalg.inv(tpl.affine)
     vox = inv[:3, :3] @ src + inv[:3, 3:4]
     out = {}
@@ -445,8 +451,9 @@ def _write_subject(job: tuple[Path, dict, int, int]) -> dict:
     space = ImageSpace.from_dict(space_d)
     s = render(draw_params(seed), space)
     sid = f"phantom{i:05d}"
-    save_nifti(s.image, space.affine_array, out_p / "images" / f"{sid}_T1w.nii.gz")
-    save_nifti(s.labels, space.affine_array, out_p / "labels" / f"{sid}_labels.nii.gz", dtype=np.uint8)
+    # xform code 4 (MNI152): the phantom lives in the template's world, so preprocessing only resamples it
+    save_nifti(s.image, space.affine_array, out_p / "images" / f"{sid}_T1w.nii.gz", xform_code=4)
+    save_nifti(s.labels, space.affine_array, out_p / "labels" / f"{sid}_labels.nii.gz", dtype=np.uint8, xform_code=4)
     row = {
         "subject_id": sid,
         "image": f"images/{sid}_T1w.nii.gz",

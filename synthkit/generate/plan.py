@@ -2,7 +2,9 @@
 
 Conditions come from, in order of precedence: a conditions CSV (one row per sample); ``--condition`` specs
 (``NAME=VALUE``, ``NAME=uniform(a,b)``, ``NAME=normal(m,s)``, ``NAME=linspace(a,b)``); and for every other
-covariate of the model's training distribution, a joint draw from that distribution. Every random draw comes
+covariate of the model's training distribution, a joint draw from that distribution given the requested
+values. A sample is flagged ``extrapolated`` when a value is outside the training range or the row lies where
+the training set has no subjects (``CovariateDistribution.supported``). Every random draw comes
 from the run's plan stream (``seeding.plan_rng(root_seed)``), so a plan is reproducible from its seed.
 """
 
@@ -132,13 +134,14 @@ def make_plan(
         raise UsageError("--condition names a condition twice")
     rng = plan_rng(root_seed)
     conditions: dict[str, np.ndarray] = {}
-    if distribution is not None and distribution.names:
-        drawn = distribution.sample(n, rng)
-        conditions.update({k: v for k, v in drawn.items() if k in allowed})
     for s in specs:
         conditions[s.name] = s.draw(n, rng)
     for k, v in (table or {}).items():
         conditions[k] = np.asarray(v, dtype=np.float64)
+    if distribution is not None and distribution.names:
+        # the rest is drawn jointly, from training groups that fit the requested values (data/covariates.py)
+        drawn = distribution.sample(n, rng, given=conditions)
+        conditions.update({k: v for k, v in drawn.items() if k in allowed and k not in conditions})
     if "sex" in conditions and not np.isin(conditions["sex"], (0.0, 1.0)).all():
         raise UsageError("sex must be 0 (female) or 1 (male) for every sample")
     ordered = {k: conditions[k] for k in allowed if k in conditions}
@@ -152,11 +155,14 @@ def make_plan(
 
 
 def extrapolation_flags(conditions: Mapping[str, np.ndarray], distribution: CovariateDistribution | None) -> np.ndarray:
-    """True for samples with any condition outside the model's training range."""
+    """True for samples with any condition outside the model's training range, or in a region of the
+    covariate space with no training subjects (a gap, or an unseen combination: ``supported``)."""
     n = len(next(iter(conditions.values()))) if conditions else 0
     flags = np.zeros(n, dtype=bool)
     if distribution is None:
         return flags
+    if conditions:
+        flags |= ~distribution.supported(conditions)
     for name, (lo, hi) in distribution.ranges().items():
         if name in conditions:
             v = conditions[name]

@@ -24,7 +24,7 @@ def test_ixi(tmp_path):
     pd.DataFrame({"IXI_ID": [2, 12, 12], "SEX_ID": [1, 2, 2], "AGE": [35.8, 38.8, 38.8]}).to_csv(
         tmp_path / "IXI.csv", index=False
     )
-    t, w = build_dataset_manifest(load_dataset_spec("ixi"), tmp_path)
+    t, w, _ = build_dataset_manifest(load_dataset_spec("ixi"), tmp_path)
     assert list(t["subject_id"]) == ["002", "012"]
     assert list(t["sex"]) == [1, 0] and list(t["age"]) == [35.8, 38.8]
     assert w == []
@@ -36,7 +36,7 @@ def test_oasis3_age_at_scan_adds_days_since_entry(tmp_path):
     pd.DataFrame({"OASISID": ["OAS30001"], "AgeatEntry": [65.0], "GENDER": [2]}).to_csv(
         tmp_path / "OASIS3_demographics.csv", index=False
     )
-    t, _ = build_dataset_manifest(load_dataset_spec("oasis3"), tmp_path)
+    t, _, _ = build_dataset_manifest(load_dataset_spec("oasis3"), tmp_path)
     assert list(t["subject_id"]) == ["OAS30001_d0129_run-01", "OAS30001_d0757"]
     assert t["age"].tolist() == pytest.approx([65 + 129 / 365.25, 65 + 757 / 365.25])
     assert list(t["sex"]) == [0, 0]
@@ -47,7 +47,7 @@ def test_ukbiobank_maps_field_ids(tmp_path):
     pd.DataFrame(
         {"eid": [1000017], "21003-2.0": [64], "31-0.0": [1], "25004-2.0": [30123.0], "25009-2.0": [1.5e6]}
     ).to_csv(tmp_path / "ukb_covariates.csv", index=False)
-    t, _ = build_dataset_manifest(load_dataset_spec("ukbiobank"), tmp_path)
+    t, _, _ = build_dataset_manifest(load_dataset_spec("ukbiobank"), tmp_path)
     row = t.iloc[0]
     assert row["subject_id"] == "1000017_2_0"
     assert (row["age"], row["sex"], row["ventricular_volume"], row["brain_volume"]) == (64, 1, 30123.0, 1.5e6)
@@ -63,7 +63,7 @@ def test_adni_takes_the_baseline_row(tmp_path):
             "PTGENDER": ["Male", "Male"],
         }
     ).to_csv(tmp_path / "ADNIMERGE.csv", index=False)
-    t, _ = build_dataset_manifest(load_dataset_spec("adni"), tmp_path)
+    t, _, _ = build_dataset_manifest(load_dataset_spec("adni"), tmp_path)
     assert list(t["subject_id"]) == ["002_S_0295_45108"] and list(t["sex"]) == [1]
 
 
@@ -72,7 +72,7 @@ def test_neuromark_expands_components_into_rows(tmp_path):
     pd.DataFrame({"participant_id": ["sub001"], "age": [55], "sex": [0]}).to_csv(
         tmp_path / "participants.csv", index=False
     )
-    t, _ = build_dataset_manifest(load_dataset_spec("neuromark"), tmp_path)
+    t, _, _ = build_dataset_manifest(load_dataset_spec("neuromark"), tmp_path)
     assert len(t) == 5 and list(t["volume"]) == [0, 1, 2, 3, 4]
     assert t["subject_id"].iloc[2] == "sub001_c002" and (t["age"] == 55).all()
 
@@ -80,3 +80,16 @@ def test_neuromark_expands_components_into_rows(tmp_path):
 def test_unknown_dataset_lists_the_known_ones():
     with pytest.raises(UsageError, match="known: .*ixi"):
         load_dataset_spec("hcp")
+
+
+def test_a_dataset_yaml_needs_only_what_it_uses(tmp_path):
+    (tmp_path / "imgs").mkdir()
+    for s in ("a", "b"):
+        (tmp_path / "imgs" / f"{s}.nii.gz").write_bytes(b"x")
+    pd.DataFrame({"id": ["a", "b"], "sex": ["M", "F"]}).to_csv(tmp_path / "cov.csv", index=False)
+    y = tmp_path / "mine.yaml"
+    y.write_text("images: {pattern: 'imgs/*.nii.gz'}\ncovariates: {table: cov.csv, id_column: id}\n")
+    spec = load_dataset_spec(y)
+    assert spec.name == "mine"
+    t, _, notes = build_dataset_manifest(spec, tmp_path)
+    assert t["sex"].tolist() == [1, 0] and notes

@@ -20,11 +20,11 @@ def test_build_joins_covariates_and_warns_about_unmatched(tmp_path):
     pd.DataFrame({"pid": ["s1", "s2"], "age": [50.0, 60.0], "sex": [0, 1], "site": ["a", "b"]}).to_csv(
         tmp_path / "cov.csv", index=False
     )
-    table, warnings = build_manifest(tmp_path, "imgs/*.nii.gz", covariates=tmp_path / "cov.csv", id_column="pid")
+    table, warnings, _ = build_manifest(tmp_path, "imgs/*.nii.gz", covariates=tmp_path / "cov.csv", id_column="pid")
     assert list(table["subject_id"]) == ["s1", "s2", "s3"]
     assert list(table.columns) == ["subject_id", "image", "age", "sex"]  # text column 'site' is left out
     assert table.loc[1, "age"] == 60.0 and np.isnan(table.loc[2, "age"])
-    assert len(warnings) == 1 and "s3" in warnings[0]
+    assert len(warnings) == 2 and "--map site=" in warnings[0] and "s3" in warnings[1]  # never dropped silently
 
 
 def test_build_with_no_matching_files_fails(tmp_path):

@@ -4,7 +4,7 @@ import pytest
 
 from synthkit.data import cache as cache_mod
 from synthkit.data.cache import PreprocessedCache
-from synthkit.data.preprocess import preprocess_array
+from synthkit.data.preprocess import PreprocessParams, preprocess_array
 from synthkit.errors import NiftiError
 from synthkit.space import ImageSpace
 
@@ -22,6 +22,7 @@ def head():
 
 
 SPACE = ImageSpace.centered((24, 28, 20), 3.0)
+RESAMPLE = PreprocessParams(mode="resample")
 
 
 def to_lps(img, aff):
@@ -79,7 +80,7 @@ def test_constant_and_empty_images_are_refused(head):
 def test_cache_returns_the_same_volume_without_recomputing(tmp_path, head, monkeypatch):
     p = tmp_path / "h.nii.gz"
     nib.save(nib.Nifti1Image(*head), str(p))
-    cache = PreprocessedCache(SPACE, cache_dir=tmp_path / "cache")
+    cache = PreprocessedCache(SPACE, RESAMPLE, cache_dir=tmp_path / "cache")
     first = cache.get(p)
     calls = []
     monkeypatch.setattr(cache_mod, "preprocess_file", lambda *a, **k: calls.append(a))
@@ -88,4 +89,23 @@ def test_cache_returns_the_same_volume_without_recomputing(tmp_path, head, monke
     stacked = cache.get_many([p, p])
     assert stacked.shape == (2, *SPACE.shape) and np.array_equal(stacked[1], first)
     # a different space is a different entry
-    assert PreprocessedCache(ImageSpace.centered((8, 8, 8), 6.0), cache_dir=tmp_path / "cache").key(p) != cache.key(p)
+    assert PreprocessedCache(ImageSpace.centered((8, 8, 8), 6.0), RESAMPLE, cache_dir=tmp_path / "cache").key(p) != cache.key(p)
+    # so are other preprocessing settings (mode, registration): they are part of the key
+    assert PreprocessedCache(SPACE, cache_dir=tmp_path / "cache").key(p) != cache.key(p)
+    rigid = PreprocessParams(mode="register", registration="rigid")
+    assert PreprocessedCache(SPACE, rigid, cache_dir=tmp_path / "cache").key(p) != cache.key(p)
+
+
+def test_a_missing_file_is_one_clear_error(tmp_path):
+    with pytest.raises(NiftiError, match="file not found"):
+        PreprocessedCache(SPACE, cache_dir=tmp_path / "cache").get(tmp_path / "typo.nii.gz")
+
+
+def test_downsampling_is_anti_aliased():
+    """A 1-voxel checkerboard at 1 mm has no content at 3 mm: anti-aliased resampling gives a flat grey."""
+    x, y, z = np.indices((48, 48, 48))
+    img = np.where((x + y + z) % 2 == 0, 1.0, 0.0).astype(np.float32)
+    img[:2] = img[-2:] = 0  # a frame so that the foreground box is the whole volume
+    out = preprocess_array(img * 100 + 50, np.eye(4), ImageSpace.centered((16, 16, 16), 3.0))
+    inner = out[3:-3, 3:-3, 3:-3]
+    assert inner.std() < 0.05 * (out.max() - out.min())
