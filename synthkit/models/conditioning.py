@@ -35,12 +35,18 @@ class ConditionCodec:
         names: Sequence[str],
         null_flag: bool,
         categorical: Sequence[str] = (),
+        ranges: Mapping[str, tuple[float, float]] | None = None,
     ) -> ConditionCodec:
-        """Ranges of the numeric conditions and categories of the ``categorical`` ones, from the training table."""
+        """Ranges of the numeric conditions and categories of the ``categorical`` ones, from the training table.
+
+        ``ranges`` gives the normalisation ranges instead of the table's exact minima and maxima: a checkpoint
+        must not hold an individual's exact value, so training passes the privacy-preserving, outward-rounded
+        ranges of :class:`synthkit.data.covariates.CovariateDistribution`."""
         cats = {n: tuple(sorted({str(v) for v in np.asarray(table[n]).reshape(-1)})) for n in categorical}
         numeric = [n for n in names if n not in cats]
-        lows = {n: float(np.min(table[n])) for n in numeric}
-        highs = {n: float(np.max(table[n])) for n in numeric}
+        ranges = ranges or {}
+        lows = {n: float(ranges[n][0]) if n in ranges else float(np.min(table[n])) for n in numeric}
+        highs = {n: float(ranges[n][1]) if n in ranges else float(np.max(table[n])) for n in numeric}
         return cls(
             tuple(names),
             tuple(lows.get(n, 0.0) for n in names),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
+import torch
 from monai.networks.nets import AutoencoderKL, DiffusionModelUNet, PatchDiscriminator
 from monai.networks.schedulers import DDIMScheduler, DDPMScheduler, RFlowScheduler
-import torch
 from torch import nn
 
 from synthkit.config import AutoencoderConfig, SchedulerConfig, UNetConfig

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from synthkit.config import SamplingConfig
+from synthkit.data.covariates import CovariateDistribution
 from synthkit.models.conditioning import ConditionCodec
 from synthkit.models.diffusion import DiffusionCore, new_core, prefixed
 from synthkit.models.networks import build_train_scheduler
@@ -58,8 +59,12 @@ class DiffusionTrainer:
     def create(cls, ctx: RunContext, total: int) -> DiffusionTrainer:
         recipe = ctx.recipe
         inputs = INPUTS[recipe.kind](ctx)
+        conds = ctx.data.train_conditions
         codec = ConditionCodec.fit(
-            ctx.data.train_conditions, list(recipe.data.conditions), null_flag=recipe.conditioning.dropout > 0
+            conds,
+            list(recipe.data.conditions),
+            null_flag=recipe.conditioning.dropout > 0,
+            ranges=CovariateDistribution.fit(conds).ranges() if conds else None,
         )
         core = new_core(recipe, codec, inputs.shape[0], inputs.clip_sample)
         core.unet = ctx.layout(core.unet.to(ctx.device))

@@ -109,7 +109,7 @@ def train(
         recipe.data.conditions,
         val_fraction=recipe.data.val_fraction,
         seed=recipe.training.seed,
-        params=PreprocessParams(p.lower_percentile, p.upper_percentile),
+        params=PreprocessParams.from_config(p),
         cache_dir=recipe.data.cache_dir,
     )
     created = not out_p.exists()
