@@ -139,8 +139,6 @@ class AutoencoderConfig(Strict):
     num_res_blocks: int = Field(1, ge=1)
     attention_levels: list[bool] = [False, False, False]
     norm_num_groups: int = Field(16, ge=1)
-    #: encode the deviation from the training set's mean image (kept in the checkpoint) instead of the image
-    residual: bool = False
 
     @model_validator(mode="after")
     def _lengths(self) -> AutoencoderConfig:

@@ -62,7 +62,7 @@ class LDMGenerator(DiffusionGenerator):
         recipe = LDMRecipe(**meta["recipe"])
         spatial_dims = recipe.unet.spatial_dims
         core = core_from_meta(meta, recipe, recipe.autoencoder.latent_channels, clip_sample=False)
-        ae = build_autoencoder(recipe.autoencoder, spatial_dims, recipe.space.shape)
+        ae = build_autoencoder(recipe.autoencoder, spatial_dims)
         load_weights(core.unet, tensors, "unet.", path or Path("?"))
         load_weights(ae, tensors, "autoencoder.", path or Path("?"))
         core.unet.eval().to(device)

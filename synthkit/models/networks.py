@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import torch
 from monai.networks.nets import AutoencoderKL, DiffusionModelUNet, PatchDiscriminator
 from monai.networks.schedulers import DDIMScheduler, DDPMScheduler, RFlowScheduler
 from torch import nn
@@ -64,13 +63,8 @@ class ConditionEmbedding(nn.Module):
         return self.mlp(c)
 
 
-def build_autoencoder(
-    cfg: AutoencoderConfig, spatial_dims: int = 3, image_shape: tuple[int, ...] | None = None
-) -> AutoencoderKL:
-    """MONAI's ``AutoencoderKL``; with ``residual`` (and the image shape) one that encodes the deviation from the
-    training set's mean image, which it keeps as a buffer (set when training starts)."""
-    cls = ResidualAutoencoderKL if cfg.residual else AutoencoderKL
-    ae = cls(
+def build_autoencoder(cfg: AutoencoderConfig, spatial_dims: int = 3) -> AutoencoderKL:
+    return AutoencoderKL(
         spatial_dims=spatial_dims,
         in_channels=1,
         out_channels=1,
@@ -82,26 +76,6 @@ def build_autoencoder(
         with_encoder_nonlocal_attn=False,
         with_decoder_nonlocal_attn=False,
     )
-    if cfg.residual:
-        if image_shape is None:
-            raise ValueError("a residual autoencoder needs the image shape")
-        ae.register_buffer("mean", torch.zeros((1, 1, *image_shape[:spatial_dims])))
-    return ae
-
-
-class ResidualAutoencoderKL(AutoencoderKL):
-    """An ``AutoencoderKL`` of ``x − mean``: decoding adds the mean back. Registered brains share most of their
-    structure; the network then spends its capacity on how subjects differ (what a short training run has time
-    to learn), and an untrained decoder already returns the mean brain, not a blur."""
-
-    mean: torch.Tensor
-
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return super().encode(x - self.mean.to(x.dtype))
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        out = super().decode(z)
-        return out + self.mean.to(out.dtype)
 
 
 def build_discriminator(spatial_dims: int, image_shape: tuple[int, ...], channels: int = 32) -> PatchDiscriminator:

@@ -17,6 +17,8 @@ from synthkit.training.losses import adversarial_loss, kl_loss, perceptual_loss
 from synthkit.training.trainer import LoopHooks, batch_indices, load_state, save_state, set_lr, step_generator
 
 STAGE = "autoencoder"
+#: MS-SSIM (3D) needs room for its window at every scale: smaller (test-sized) volumes and 2D models skip it
+MIN_MS_SSIM_SIZE = 16
 
 
 def train_autoencoder(ctx: RunContext, steps: int, resume: bool) -> Path:
@@ -24,9 +26,7 @@ def train_autoencoder(ctx: RunContext, steps: int, resume: bool) -> Path:
     assert isinstance(recipe, LDMRecipe)
     cfg = recipe.autoencoder_training
     dev = ctx.device
-    ae = build_autoencoder(recipe.autoencoder, ctx.spatial_dims, recipe.space.shape)
-    if recipe.autoencoder.residual:
-        ae.mean.copy_(ctx.data.train.mean_image(ctx.spatial_dims))
+    ae = build_autoencoder(recipe.autoencoder, ctx.spatial_dims)
     if cfg.posterior_sigma != "learned":
         fix_posterior_sigma(ae, float(cfg.posterior_sigma))
     ae = ctx.layout(ae.to(dev))
@@ -99,15 +99,15 @@ def train_autoencoder(ctx: RunContext, steps: int, resume: bool) -> Path:
                 r = ae.decode(mu).float().clamp(0, 1)
                 l1.append((r - x).abs().flatten(1).mean(1))
                 psnr.append(-10 * torch.log10(((r - x) ** 2).flatten(1).mean(1).clamp(min=1e-10)))
-                vol = (lambda v: v[..., None]) if ctx.spatial_dims == 2 else (lambda v: v)
-                ssim.append(ms_ssim(vol(r).cpu(), vol(x).cpu()))
+                if ctx.spatial_dims == 3 and min(x.shape[2:]) >= MIN_MS_SSIM_SIZE:
+                    ssim.append(ms_ssim(r.cpu(), x.cpu()))
                 mus.append(mu.float().cpu())
                 sigmas.append(sigma.float().cpu())
         mu_all = torch.cat(mus)
         return {
             "val_loss": float(torch.cat(l1).mean()),
             "val_psnr": float(torch.cat(psnr).mean()),
-            "val_ms_ssim": float(torch.cat(ssim).mean()),
+            **({"val_ms_ssim": float(torch.cat(ssim).mean())} if ssim else {}),
             "latent_mu_spread": float(mu_all.std(0).mean()) if len(mu_all) > 1 else 0.0,
             "latent_sigma_mean": float(torch.cat(sigmas).mean()),
         }
@@ -163,6 +163,6 @@ def load_trained_autoencoder(ctx: RunContext) -> torch.nn.Module:
     assert isinstance(recipe, LDMRecipe)
     path = ctx.out / f"{STAGE}.safetensors"
     tensors, _ = load_checkpoint(path)
-    ae = build_autoencoder(recipe.autoencoder, ctx.spatial_dims, recipe.space.shape)
+    ae = build_autoencoder(recipe.autoencoder, ctx.spatial_dims)
     load_weights(ae, tensors, "autoencoder.", path)
     return ae.eval().requires_grad_(False).to(ctx.device)
