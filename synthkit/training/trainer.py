@@ -100,7 +100,8 @@ class MetricsLog:
             ax.set_title(stage)
             ax.set_xlabel("step")
             ax.set_yscale("log")
-            ax.legend()
+            if ax.get_lines():
+                ax.legend()
         fig.tight_layout()
         save(fig, png)
 
