@@ -56,16 +56,25 @@ def _ants_register(data, affine, t0):
 
     small, small_aff = reg.downsample(data, affine, reg.MOVING_SPACING)
     init = ants.create_ants_transform(
-        transform_type="AffineTransform", dimension=3, center=(flip[:3, :3] @ tpl.brain_center).tolist(),
+        transform_type="AffineTransform",
+        dimension=3,
+        center=(flip[:3, :3] @ tpl.brain_center).tolist(),
         translation=(flip[:3, :3] @ t0).tolist(),
     )
     with tempfile.TemporaryDirectory() as d:
         fn = os.path.join(d, "init.mat")
         ants.write_transform(init, fn)
         out = ants.registration(
-            to_ants(tpl.t1, tpl.affine), to_ants(small, small_aff), type_of_transform="TRSAA", initial_transform=[fn],
-            mask=to_ants(tpl.mask.astype(np.float32), tpl.affine), aff_metric="mattes", aff_sampling=32,
-            aff_random_sampling_rate=0.25, aff_iterations=(200, 200, 100), aff_shrink_factors=(4, 2, 1),
+            to_ants(tpl.t1, tpl.affine),
+            to_ants(small, small_aff),
+            type_of_transform="TRSAA",
+            initial_transform=[fn],
+            mask=to_ants(tpl.mask.astype(np.float32), tpl.affine),
+            aff_metric="mattes",
+            aff_sampling=32,
+            aff_random_sampling_rate=0.25,
+            aff_iterations=(200, 200, 100),
+            aff_shrink_factors=(4, 2, 1),
             aff_smoothing_sigmas=(2, 1, 0),
         )
         tx = ants.read_transform(out["fwdtransforms"][0])
@@ -143,9 +152,18 @@ def main() -> None:
                     row["registration_only"] = _compare(scan, space)
                 print(json.dumps(row), flush=True)
     for (i, o), (m0, a0, m1, a1) in medians.items():
-        print(json.dumps({"bench": "preprocess-sites", "subject": i, "orientation": o,
-                          "median_rel_diff": round(abs(m0 - m1) / max(m0, m1), 4),
-                          "mean_rel_diff": round(abs(a0 - a1) / max(a0, a1), 4)}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "bench": "preprocess-sites",
+                    "subject": i,
+                    "orientation": o,
+                    "median_rel_diff": round(abs(m0 - m1) / max(m0, m1), 4),
+                    "mean_rel_diff": round(abs(a0 - a1) / max(a0, a1), 4),
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
