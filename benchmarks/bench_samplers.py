@@ -73,9 +73,7 @@ def main() -> None:
             store,
             args.manifest,
             args.out / f"audit-{sampler}-{steps}",
-            AuditRecipe(
-                metrics=["fid", "mmd", "ms_ssim"], n_pairs=300, bootstrap=50, n_segment=args.n, extrapolation=False
-            ),
+            audit.model_copy(update={"n_segment": args.n}),
             progress=False,
             echo=lambda m: None,
         ).report["metrics"]
