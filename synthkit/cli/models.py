@@ -101,7 +101,7 @@ def sample(
         list[str] | None, typer.Option("--condition", "-c", help="NAME=VALUE or a distribution, as for generate.")
     ] = None,
     seed: Annotated[int, typer.Option(min=0, help="Root seed.")] = 0,
-    sampler: Annotated[str | None, typer.Option(help="ddim, ddpm or rflow (default: the recipe's).")] = None,
+    sampler: Annotated[str | None, typer.Option(help="ddim, dpmpp_2m, ddpm or rflow (default: the recipe's).")] = None,
     steps: Annotated[int | None, typer.Option(min=1, help="Sampling steps (default: the recipe's).")] = None,
     guidance_scale: Annotated[float | None, typer.Option(min=0.0, help="Classifier-free guidance scale.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
