@@ -1,7 +1,7 @@
 """Recipes: YAML files validated by pydantic models (``extra="forbid"``: a misspelt key is an error).
 
-``load_recipe(path)`` reads a training recipe (``kind: ddpm`` or ``kind: ldm``) with ``yaml.safe_load``; a bad
-file fails with one line naming the file, the field path and what was expected, e.g.
+``load_recipe(path)`` reads a training recipe (``kind: ddpm``, ``ldm`` or ``deformation``) with
+``yaml.safe_load``; a bad file fails with one line naming the file, the field path and what was expected, e.g.
 ``recipes/x.yaml: training.lr: Input should be a valid number (got 'fast')``.
 """
 
@@ -65,6 +65,9 @@ class PreprocessConfig(Strict):
     #: ``affine`` brings every brain to the template's size; ``rigid`` keeps each head's size
     registration: Literal["affine", "rigid"] = "affine"
     bias_correction: bool = True  # N4, before registration
+    #: ``resample``: centre each image's foreground in the grid; off keeps the image where its header puts it
+    #: (label maps on the same grid then stay aligned with it)
+    centre: bool = True
     #: ``resample`` mode: the intensity percentiles scaled to [0, 1]
     lower_percentile: float = Field(0.5, ge=0, le=50)
     upper_percentile: float = Field(99.5, ge=50, le=100)
@@ -263,11 +266,50 @@ class LDMRecipe(_RecipeBase):
         return self
 
 
-Recipe = Annotated[DDPMRecipe | LDMRecipe, Field(discriminator="kind")]
+class RegistrationConfig(Strict):
+    """Stage 1 of ``deformation``: template → subject registration, a stationary velocity field per subject on
+    a grid ``grid_factor`` times coarser than the image, found by optimisation (Adam on LNCC + bending energy),
+    several subjects at once."""
+
+    grid_factor: int = Field(4, ge=1)
+    iterations: int = Field(150, ge=1)
+    lr: float = Field(1.0, gt=0)  # Adam's step size, in voxels of the grid the loss is computed on
+    #: the image resolution the loss is computed at: 1/downsample of the recipe's (area averaging)
+    downsample: int = Field(2, ge=1)
+    similarity: Literal["lncc", "mse"] = "lncc"
+    ncc_kernel: int = Field(5, ge=3)
+    bending_weight: float = Field(0.003, ge=0)
+    integration_steps: int = Field(7, ge=0)  # scaling and squaring: the field is divided by 2^steps
+    batch_size: int = Field(8, ge=1)
+
+
+class DeformationRecipe(_RecipeBase):
+    """Diffusion over template deformations (the cortex-level deformation-diffusion paper's design, made to
+    work): stage 1 registers the template to every subject, stage 2 is the diffusion core over the fields."""
+
+    kind: Literal["deformation"]
+    #: the template: the phantom's (MNI152 2009a T1 and its tissue labels, at the cohort's mean head size)
+    template: Literal["mni152"] = "mni152"
+    registration: RegistrationConfig = RegistrationConfig()
+    #: fit per-tissue intensities and noise on the training set and give each sample its own
+    intensity_model: bool = True
+
+    @model_validator(mode="after")
+    def _shapes(self) -> DeformationRecipe:
+        if self.unet.spatial_dims != 3:
+            raise ValueError("a deformation model is 3D (unet.spatial_dims: 3)")
+        f = self.registration.grid_factor
+        if any(s % f for s in self.space.shape):
+            raise ValueError(f"space shape {list(self.space.shape)} must be divisible by registration.grid_factor {f}")
+        _check_divisible(tuple(s // f for s in self.space.shape), len(self.unet.channels), "the velocity grid")
+        return self
+
+
+Recipe = Annotated[DDPMRecipe | LDMRecipe | DeformationRecipe, Field(discriminator="kind")]
 _RECIPE = TypeAdapter(Recipe)
 
 
-def load_recipe(path: str | Path) -> DDPMRecipe | LDMRecipe:
+def load_recipe(path: str | Path) -> DDPMRecipe | LDMRecipe | DeformationRecipe:
     """Read and validate a training recipe; relative data paths are resolved against the recipe's folder."""
     p = Path(path)
     raw = read_yaml(p)
@@ -306,7 +348,7 @@ def validate(model: type[M] | TypeAdapter, raw: Any, path: Path | str) -> M:
 
 def _describe(err: Any) -> str:
     # Drop discriminator tags ("ldm") and union branch names from the location.
-    loc = [str(x) for x in err["loc"] if not (isinstance(x, str) and x in ("ddpm", "ldm"))]
+    loc = [str(x) for x in err["loc"] if not (isinstance(x, str) and x in ("ddpm", "ldm", "deformation"))]
     where = ".".join(loc) if loc else "(top level)"
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
@@ -316,7 +358,7 @@ def _describe(err: Any) -> str:
     elif err["type"] == "missing":
         msg = "required key is missing"
     elif err["type"] in ("union_tag_invalid", "union_tag_not_found"):
-        where, msg = ".".join([*loc, "kind"]), "must be one of: ddpm, ldm"
+        where, msg = ".".join([*loc, "kind"]), "must be one of: ddpm, ldm, deformation"
     got = err.get("input")
     quiet = err["type"] in ("missing", "extra_forbidden") or isinstance(got, dict | list | tuple)
     shown = "" if quiet else f" (got {got!r})"

@@ -19,7 +19,7 @@ def demo(
     n_samples: Annotated[int, typer.Option(min=1, help="Synthetic samples to generate.")] = 128,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
-    """Run the pipeline end to end on phantoms: cohort → train an LDM → generate a store → verify → audit."""
+    """Run the pipeline end to end on phantoms: cohort → train a generator → generate a store → verify → audit."""
     import yaml
 
     from synthkit.audit.suite import run_audit
@@ -33,7 +33,7 @@ def demo(
     say = lambda msg: console.print(msg, markup=False, highlight=False)  # noqa: E731
     space = ph.default_space(4.0)
     console.rule("synthkit demo")
-    say("phantom cohort → train a small latent diffusion model → generate a synthetic cohort → verify → audit")
+    say("phantom cohort → train a deformation diffusion model → generate a synthetic cohort → verify → audit")
     say(f"1/5 phantom cohort: {n} subjects at {space.describe()}")
     manifest = ph.write_cohort(out / "phantoms", n, space=space, seed=0)
     _, problems = validate_manifest(manifest)
@@ -41,9 +41,9 @@ def demo(
         raise SynthkitError(f"{manifest}: {len(problems)} problems, first: {problems[0]}")
     recipe = yaml.safe_load(DEMO_RECIPE.read_text())
     recipe["data"]["manifest"] = str(manifest.resolve())
-    recipe_path = out / "demo-ldm.yaml"
+    recipe_path = out / DEMO_RECIPE.name
     recipe_path.write_text(yaml.safe_dump(recipe, sort_keys=False))
-    say(f"2/5 training the LDM of {recipe_path} (autoencoder, then latent diffusion)")
+    say(f"2/5 training the model of {recipe_path} (template registration, then diffusion over the fields)")
     trained = run_training(
         recipe_path,
         out=out / "run",
@@ -91,4 +91,4 @@ def demo(
     say(f"audit report: {audit_dir / 'report.html'} (numbers in {audit_dir / 'report.json'})")
 
 
-DEMO_RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "demo-ldm.yaml"
+DEMO_RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "demo-deformation.yaml"

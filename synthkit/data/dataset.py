@@ -31,6 +31,8 @@ class VolumeBank:
     volumes: list[int | None]
     conditions: dict[str, np.ndarray]
     memory: torch.Tensor | None = None
+    #: the manifest's ``label`` paths of these rows, when it has that column (None per row without one)
+    label_paths: list[str | None] | None = None
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -123,12 +125,17 @@ def load_training_data(
     cache = PreprocessedCache(space, params, cache_dir)
     vols = m.volumes()
 
+    labels = None
+    if "label" in t.columns:
+        labels = [str(x) if isinstance(x, str) and x else None for x in t["label"]]
+
     def bank(idx: np.ndarray) -> VolumeBank:
         return VolumeBank(
             cache=cache,
             paths=[str(t["image"].iloc[i]) for i in idx],
             volumes=[vols[i] for i in idx],
             conditions={c: values_of[c][idx] for c in conditions},
+            label_paths=None if labels is None else [labels[i] for i in idx],
         )
 
     return TrainingData(train=bank(train_idx), val=bank(val_idx), manifest=m)

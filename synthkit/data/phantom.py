@@ -245,6 +245,27 @@ def draw_params(
     )
 
 
+def template_params() -> PhantomParams:
+    """The population-average phantom subject: no pose, no random displacement, mean head size, anatomy at the
+    mean age, the template's own contrast, no bias field and no noise (the ``deformation`` family's template)."""
+    years = AGE_MEAN - AGE_RANGE[0]
+    return PhantomParams(
+        age=AGE_MEAN,
+        sex=0,
+        head_scale=P_MALE * _HEAD_SCALE_MALE + (1 - P_MALE) * _HEAD_SCALE_FEMALE,
+        rotation_deg=(0.0, 0.0, 0.0),
+        translation_mm=(0.0, 0.0, 0.0),
+        displacement_seed=0,
+        displacement_mm=0.0,
+        ventricle_dilation_mm=_VENT_DILATION_AT_44 + _VENT_DILATION_PER_YEAR * years,
+        atrophy_mm=_ATROPHY_PER_YEAR * years,
+        gamma=1.0,
+        bias_coefficients=(0.0,) * 9,
+        noise_sd=0.0,
+        noise_seed=0,
+    )
+
+
 def _rotation(deg: tuple[float, float, float]) -> np.ndarray:
     rx, ry, rz = np.deg2rad(deg)
     cx, sx, cy, sy, cz, sz = np.cos(rx), np.sin(rx), np.cos(ry), np.sin(ry), np.cos(rz), np.sin(rz)

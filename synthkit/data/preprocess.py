@@ -54,6 +54,9 @@ class PreprocessParams:
     #: ``affine`` (12 parameters, brains of every size brought to the template's) or ``rigid`` (head size kept)
     registration: Literal["affine", "rigid"] = "affine"
     bias_correction: bool = True
+    #: ``resample``: centre each image's foreground in the grid (off: keep the image where its header puts it,
+    #: so that label maps on the same grid stay aligned, as the ``deformation`` family's Dice needs)
+    centre: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "version": PREPROCESS_VERSION}
@@ -205,7 +208,8 @@ def _resample(data: np.ndarray, affine: np.ndarray, space: ImageSpace, p: Prepro
     threshold = p.foreground_fraction * ref
     if ref <= 0:
         raise NiftiError("the image has no foreground (its 99th intensity percentile is not positive)")
-    img = CropForeground(select_fn=_Above(threshold), margin=0, allow_smaller=True)(img)
+    if p.centre:
+        img = CropForeground(select_fn=_Above(threshold), margin=0, allow_smaller=True)(img)
     img = ResizeWithPadOrCrop(spatial_size=space.shape)(img)
     arr = img.as_tensor()
     lo = float(torch.quantile(arr.flatten().float(), p.lower_percentile / 100))

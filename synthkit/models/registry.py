@@ -35,6 +35,10 @@ def load_generator(model: str | Path = "phantom", *, spacing: float | None = Non
         from synthkit.models.ldm import LDMGenerator
 
         return LDMGenerator.from_checkpoint(tensors, meta, path.resolve(), device)
-    if kind == "autoencoder":
-        raise UsageError(f"{model}: an autoencoder checkpoint (LDM stage 1) cannot generate; use the stage-2 model")
-    raise UsageError(f"{model}: unknown model kind {kind!r} (this synthkit knows ddpm, ldm)")
+    if kind == "deformation":
+        from synthkit.models.deformation import DeformationGenerator
+
+        return DeformationGenerator.from_checkpoint(tensors, meta, path.resolve(), device)
+    if kind in ("autoencoder", "registration"):
+        raise UsageError(f"{model}: a stage-1 checkpoint ({kind}) cannot generate; use the stage-2 model")
+    raise UsageError(f"{model}: unknown model kind {kind!r} (this synthkit knows ddpm, ldm, deformation)")

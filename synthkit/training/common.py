@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,22 +11,24 @@ from typing import Any
 import numpy as np
 import torch
 
-from synthkit.config import DDPMRecipe, LDMRecipe
+from synthkit.config import DDPMRecipe, DeformationRecipe, LDMRecipe
 from synthkit.data.covariates import CovariateDistribution
 from synthkit.data.dataset import TrainingData, VolumeBank
 from synthkit.models.base import save_checkpoint
+from synthkit.models.conditioning import ConditionCodec
 from synthkit.training.trainer import LoopHooks, MetricsLog, run_loop
 from synthkit.viz import slice_grid
 
 
 @dataclass
 class RunContext:
-    recipe: DDPMRecipe | LDMRecipe
+    recipe: DDPMRecipe | LDMRecipe | DeformationRecipe
     out: Path
     data: TrainingData
     device: str
     log: MetricsLog
     progress: bool = True
+    echo: Callable[[str], None] = print
 
     @property
     def spatial_dims(self) -> int:
@@ -109,3 +112,15 @@ def to_device_state(state: dict[str, torch.Tensor], device: str) -> dict[str, to
 def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
+
+
+def fit_codec(ctx: RunContext) -> ConditionCodec:
+    """The condition codec of a run: ranges from the private covariate distribution (rounded outward, no
+    individual's exact value), a null flag when conditions are dropped for guidance."""
+    conds = ctx.data.train_conditions
+    return ConditionCodec.fit(
+        conds,
+        list(ctx.recipe.data.conditions),
+        null_flag=ctx.recipe.conditioning.dropout > 0,
+        ranges=CovariateDistribution.fit(conds).ranges() if conds else None,
+    )

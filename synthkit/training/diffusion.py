@@ -21,11 +21,10 @@ import torch
 import torch.nn.functional as F
 
 from synthkit.config import SamplingConfig
-from synthkit.data.covariates import CovariateDistribution
 from synthkit.models.conditioning import ConditionCodec
 from synthkit.models.diffusion import DiffusionCore, new_core, prefixed
 from synthkit.models.networks import build_train_scheduler
-from synthkit.training.common import RunContext
+from synthkit.training.common import RunContext, fit_codec
 from synthkit.training.inputs import INPUTS, DiffusionInputs
 from synthkit.training.trainer import (
     EMA,
@@ -59,13 +58,7 @@ class DiffusionTrainer:
     def create(cls, ctx: RunContext, total: int) -> DiffusionTrainer:
         recipe = ctx.recipe
         inputs = INPUTS[recipe.kind](ctx)
-        conds = ctx.data.train_conditions
-        codec = ConditionCodec.fit(
-            conds,
-            list(recipe.data.conditions),
-            null_flag=recipe.conditioning.dropout > 0,
-            ranges=CovariateDistribution.fit(conds).ranges() if conds else None,
-        )
+        codec = fit_codec(ctx)
         core = new_core(recipe, codec, inputs.shape[0], inputs.clip_sample)
         core.unet = ctx.layout(core.unet.to(ctx.device))
         ema = EMA(core.unet, recipe.training.ema_decay)
@@ -183,7 +176,7 @@ class DiffusionTrainer:
         sampling = SamplingConfig(**{**recipe.sampling.model_dump(), "steps": min(recipe.sampling.steps, 50)})
         x = self.ema_core.sample(self.inputs.shape, list(range(k)), conds, device=self.ctx.device, sampling=sampling)
         ref = self.inputs.get(split, list(range(k)), step_generator(0, "preview", 0))
-        imgs = self.inputs.decode(x)
+        imgs = self.inputs.decode(x, conds)
         vols = [v[0].float().clamp(0, 1).cpu().numpy().reshape(recipe.space.shape) for v in imgs]
         titles = [", ".join(f"{n}={conds[n][i]:.4g}" for n in names) for i in range(k)] if conds else None
         self.ctx.preview(STAGE, done, vols, titles, f"{recipe.kind} samples, step {done}")

@@ -1,8 +1,9 @@
 """What a generator family diffuses: its training tensors in network space, and how to turn them back.
 
 A family is "what it diffuses and how it decodes" (DESIGN §5): ``ddpm`` diffuses images mapped to [-1, 1],
-``ldm`` the autoencoder's latents. The diffusion stage (:mod:`synthkit.training.diffusion`) only sees a
-:class:`DiffusionInputs`; a new family registers a factory in :data:`INPUTS` for its recipe ``kind``.
+``ldm`` the autoencoder's latents, ``deformation`` the velocity fields that warp its template onto each
+subject. The diffusion stage (:mod:`synthkit.training.diffusion`) only sees a :class:`DiffusionInputs`; a
+new family registers a factory in :data:`INPUTS` for its recipe ``kind``.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from typing import Any, Protocol
 
 import torch
 
-from synthkit.config import LDMRecipe
+from synthkit.config import DeformationRecipe, LDMRecipe
+from synthkit.errors import UsageError
 from synthkit.models.diffusion import fixed_batch_on_cpu, prefixed
 from synthkit.models.ldm import latent_shape
 from synthkit.training.autoencoder import load_trained_autoencoder
-from synthkit.training.common import RunContext
+from synthkit.training.common import RunContext, fit_codec
 
 
 class DiffusionInputs(Protocol):
@@ -30,8 +32,9 @@ class DiffusionInputs(Protocol):
     def get(self, split: str, idx: list[int], g: torch.Generator) -> torch.Tensor:
         """Network-space training tensors of rows ``idx`` of ``split`` ("train" or "val"), on the device."""
 
-    def decode(self, x: torch.Tensor) -> torch.Tensor:
-        """Network space → images (B, 1, *spatial) in [0, 1], for previews."""
+    def decode(self, x: torch.Tensor, conditions: dict[str, Any] | None = None) -> torch.Tensor:
+        """Network space → images (B, 1, *spatial) in [0, 1], for previews (``conditions``: those the samples
+        were drawn at, for a family whose decoding depends on them)."""
 
     def meta(self) -> dict[str, Any]:
         """What the checkpoint needs besides the UNet to decode (e.g. the latent scale factor)."""
@@ -57,7 +60,7 @@ class ImageInputs:
         bank = self.ctx.data.train if split == "train" else self.ctx.data.val
         return self.ctx.batch(bank, idx) * 2 - 1
 
-    def decode(self, x: torch.Tensor) -> torch.Tensor:
+    def decode(self, x: torch.Tensor, conditions: dict[str, Any] | None = None) -> torch.Tensor:
         return (x + 1) / 2
 
     def meta(self) -> dict[str, Any]:
@@ -109,7 +112,7 @@ class LatentInputs:
             z = z + sigma[idx] * torch.randn((len(idx), *mu.shape[1:]), generator=g)
         return self.ctx.layout((z * self.scale_factor).to(self.ctx.device))
 
-    def decode(self, x: torch.Tensor) -> torch.Tensor:
+    def decode(self, x: torch.Tensor, conditions: dict[str, Any] | None = None) -> torch.Tensor:
         with torch.inference_mode():
             return fixed_batch_on_cpu(self.ae.decode_stage_2_outputs, x / self.scale_factor, chunk=1)
 
@@ -129,5 +132,67 @@ class LatentInputs:
         }
 
 
+class FieldInputs:
+    """``deformation``: the registration stage's velocity fields (template → subject) minus their linear
+    conditional mean (:class:`synthkit.models.deformation.FieldMean`), scaled to unit variance; they decode by
+    adding the mean back and warping the template."""
+
+    clip_sample = False
+
+    def __init__(self, ctx: RunContext) -> None:
+        from synthkit.models.deformation import FieldMean, Warper, field_shape
+        from synthkit.training.registration import FIELDS, load_fields
+
+        recipe = ctx.recipe
+        assert isinstance(recipe, DeformationRecipe)
+        self.ctx = ctx
+        self.shape = field_shape(recipe)
+        path = ctx.out / FIELDS
+        if not path.exists():
+            raise UsageError(f"the diffusion stage of a deformation model needs the registration stage's {path}")
+        self.fields, self.intensity = load_fields(path)
+        self.codec = fit_codec(ctx)
+        banks = {"train": ctx.data.train, "val": ctx.data.val}
+        context = {k: self._context(b.conditions, len(b)) for k, b in banks.items()}
+        self.mean = FieldMean.fit(context["train"], self.fields["train"])
+        self.residual = {k: self.fields[k] - self.mean(context[k], len(banks[k])) for k in banks}
+        self.scale_factor = float(1.0 / self.residual["train"].std())
+        self.warper = Warper(recipe.space.shape, recipe.registration.integration_steps)
+
+    def _context(self, conditions, n: int) -> torch.Tensor | None:
+        return self.codec.encode(conditions, n, "cpu") if self.codec.names else None
+
+    def get(self, split: str, idx: list[int], g: torch.Generator) -> torch.Tensor:
+        return (self.residual[split][idx] * self.scale_factor).to(self.ctx.device)
+
+    def decode(self, x: torch.Tensor, conditions: dict[str, Any] | None = None) -> torch.Tensor:
+        n = x.shape[0]
+        with torch.inference_mode():
+            v = x.float().cpu() / self.scale_factor + self.mean(self._context(conditions, n), n)
+            return self.warper.warp(self.fields["template.image"], self.warper.ddf(v))
+
+    def meta(self) -> dict[str, Any]:
+        return {"scale_factor": self.scale_factor, "intensity": self.intensity.to_dict()}
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {
+            "template.image": self.fields["template.image"],
+            "template.labels": self.fields["template.labels"],
+            "field_mean.weight": self.mean.weight,
+        }
+
+    def stats(self) -> dict[str, float]:
+        v, r = self.fields["train"], self.residual["train"]
+        return {
+            "field_std_voxels": float(v.std()),
+            "field_max_voxels": float(v.abs().max()),
+            "field_residual_variance_fraction": float(r.var() / v.var()),
+        }
+
+
 #: recipe kind → the factory of what its diffusion stage learns
-INPUTS: dict[str, Callable[[RunContext], DiffusionInputs]] = {"ddpm": ImageInputs, "ldm": LatentInputs}
+INPUTS: dict[str, Callable[[RunContext], DiffusionInputs]] = {
+    "ddpm": ImageInputs,
+    "ldm": LatentInputs,
+    "deformation": FieldInputs,
+}

@@ -18,7 +18,11 @@ from synthkit.training.common import RunContext, seed_everything
 from synthkit.training.trainer import MetricsLog
 
 #: the stages of each recipe kind, in order (a family with a stage 1 of its own adds it here)
-STAGES: dict[str, tuple[str, ...]] = {"ldm": ("autoencoder", "diffusion"), "ddpm": ("diffusion",)}
+STAGES: dict[str, tuple[str, ...]] = {
+    "ldm": ("autoencoder", "diffusion"),
+    "ddpm": ("diffusion",),
+    "deformation": ("registration", "diffusion"),
+}
 
 
 def stage_runner(name: str) -> Callable:
@@ -27,12 +31,18 @@ def stage_runner(name: str) -> Callable:
         from synthkit.training.autoencoder import train_autoencoder
 
         return train_autoencoder
+    if name == "registration":
+        from synthkit.training.registration import train_registration
+
+        return train_registration
     from synthkit.training.diffusion import train_diffusion
 
     return train_diffusion
 
 
 def stage_steps(recipe, name: str) -> int:
+    if name == "registration":
+        return recipe.registration.iterations
     section = recipe.autoencoder_training if name == "autoencoder" else recipe.training
     return section.steps
 
@@ -96,7 +106,7 @@ def train(
             raise UsageError(f"--stage {stage!r}: a {recipe.kind} recipe has stage(s) {', '.join(stages)}")
         stages = [stage]
     out_p = Path(out) if out is not None else Path("runs") / recipe.name
-    if out_p.exists() and any((out_p / "state").glob("*.pt")) and not resume and stage is None:
+    if out_p.exists() and _has_state(out_p) and not resume and stage is None:
         raise UsageError(f"{out_p} already holds a training run; use --resume to continue it or another --out")
     needs_ae = "diffusion" in stages and isinstance(recipe, LDMRecipe) and "autoencoder" not in stages
     if needs_ae and not (out_p / "autoencoder.safetensors").exists():
@@ -117,7 +127,7 @@ def train(
     try:
         return _run_stages(recipe, recipe_path, out_p, data, dev, stages, resume, max_steps, progress, echo, threads)
     except BaseException:
-        if any((out_p / "state").glob("*.pt")):
+        if _has_state(out_p):
             echo(f"training stopped; {out_p} keeps its saved state: add --resume to continue")
         elif created:
             shutil.rmtree(out_p, ignore_errors=True)
@@ -142,7 +152,7 @@ def _run_stages(recipe, recipe_path, out_p, data, dev, stages, resume, max_steps
     data.val.load(max_memory_gb=2, progress="preprocessing validation images" if progress else None)
     seed_everything(recipe.training.seed)
     log = MetricsLog(out_p / "metrics.csv")
-    ctx = RunContext(recipe, out_p, data, dev, log, progress)
+    ctx = RunContext(recipe, out_p, data, dev, log, progress, echo)
     checkpoint = out_p / "model.safetensors"
     for s in stages:
         steps = min(stage_steps(recipe, s), max_steps) if max_steps else stage_steps(recipe, s)
@@ -152,6 +162,11 @@ def _run_stages(recipe, recipe_path, out_p, data, dev, stages, resume, max_steps
         log.write()
         log.plot(out_p / "loss.png")
     return TrainResult(out_p, checkpoint, stages)
+
+
+def _has_state(out: Path) -> bool:
+    """Whether a run folder holds work that ``--resume`` continues (a stage's state, or registered fields)."""
+    return any((out / "state").glob("*.pt")) or (out / "fields.safetensors").exists()
 
 
 def _resumed_step(out: Path, stage: str) -> int:
