@@ -340,7 +340,8 @@ class AuditThresholds(Strict):
     conditioning_min_r: float = Field(0.8, ge=-1, le=1)
     #: brain age: MAE of requested vs predicted age over the model's MAE on real images
     brain_age_max_mae_ratio: float = Field(1.5, gt=0)
-    #: memorisation: fraction of synthetic samples closer to a training image than any held-out real image is
+    #: memorisation: fraction of synthetic samples closer to a training image than any held-out real image is,
+    #: above the 1/(held-out + 1) expected by chance
     memorisation_max_fraction: float = Field(0.05, ge=0, le=1)
     #: real-vs-real rows resting on fewer images per half are marked low-confidence
     min_real_half: int = Field(50, ge=2)

@@ -99,6 +99,23 @@ class AuditContext:
         pick = np.sort(self.rng(purpose).choice(n, size=k, replace=False))
         return pick, {"n": k, "of": n, "subset": "random", "seed": self.seed(purpose)}
 
+    def provenance(self) -> dict[str, Any]:
+        """How the synthetic subset, the reference and its halves were chosen (sizes and seeds)."""
+        n_syn, n_ref = len(self.synthetic), len(self.reference)
+        sel = self.seed("selection")
+        return {
+            "synthetic": {"n": n_syn, "of": self.n_available}
+            | ({"subset": "random", "seed": sel} if n_syn < self.n_available else {"subset": "all"}),
+            "reference": {"n": n_ref, "of": len(self.manifest)}
+            | ({"subset": "random", "seed": sel} if n_ref < len(self.manifest) else {"subset": "all"}),
+            "real_halves": {
+                "n": [len(self.half_a), len(self.half_b)],
+                "subset": "random split",
+                "seed": self.seed("halves"),
+            },
+            "indices": "features.npz / pairs.npz: synthetic_index (store), reference_rows (manifest), half_a, half_b",
+        }
+
     def reference_column(self, name: str) -> np.ndarray | None:
         """A numeric manifest column at the loaded reference rows (None when absent)."""
         t = self.manifest.table

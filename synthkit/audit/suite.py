@@ -61,12 +61,7 @@ def assemble(ctx: AuditContext, parts: list[Part], timings: dict[str, float]) ->
             "real_half": len(ctx.half_a),
             "pairs": r.n_pairs,
         },
-        "subsets": {
-            "synthetic": "random, seed 'selection'" if len(ctx.synthetic) < ctx.n_available else "all",
-            "reference": "all" if len(ctx.reference) == len(ctx.manifest) else "random, seed 'selection'",
-            "halves": "random split of the reference, seed 'halves'",
-            "indices": "features.npz / pairs.npz: synthetic_index, reference_rows, half_a, half_b",
-        },
+        "subsets": ctx.provenance(),
         "seed": r.seed,
         "seeds": {k: r.seed + v for k, v in SEED_OFFSETS.items()},
         "recipe": r.model_dump(),

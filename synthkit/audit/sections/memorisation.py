@@ -6,11 +6,12 @@ are not training images; training images already loaded as reference are not rea
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from synthkit.audit.context import AuditContext, Part
-from synthkit.audit.verdict import CLOSE, FAR, cannot_tell, verdict
+from synthkit.audit.verdict import CLOSE, FAR, UNSURE, cannot_tell, verdict
 from synthkit.data.manifest import read_manifest
 from synthkit.errors import UsageError
 from synthkit.metrics.privacy import MemorisationResult, memorisation
@@ -60,6 +61,28 @@ def closest_pairs(ctx: AuditContext, res: MemorisationResult, ids: np.ndarray, t
     return pairs, fig
 
 
+def memorisation_verdict(res: MemorisationResult, ctx: AuditContext) -> dict[str, Any]:
+    """Flagged samples against the rate expected by chance: a new sample exchangeable with the h held-out images
+    is the most similar of h + 1 with probability 1/(h + 1), so that fraction is flagged without any copying."""
+    from scipy.stats import binom
+
+    n, k, h = len(res.flagged), int(res.flagged.sum()), len(res.heldout_similarity)
+    chance = 1 / (h + 1)
+    allowed = min(1.0, chance + ctx.recipe.thresholds.memorisation_max_fraction)
+    rule = f"fraction flagged ≤ chance 1/(held-out + 1) + {ctx.recipe.thresholds.memorisation_max_fraction:g}"
+    why = (
+        f"{k} of {n} samples ({100 * k / n:.1f} %) are closer to a training image than any of {h} held-out real images "
+        f"is; {100 * chance:.1f} % would be by chance, {100 * allowed:.1f} % is allowed"
+    )
+    evidence = {"fraction_flagged": k / n, "chance": chance, "allowed": allowed}
+    if k / n <= allowed:
+        return verdict(CLOSE, why, rule, evidence)
+    p = float(binom.sf(k - 1, n, allowed))  # P(at least k flagged | the allowed rate)
+    if p < 0.01:
+        return verdict(FAR, why + f" (p = {p:.2g} at the allowed rate)", rule, evidence)
+    return verdict(UNSURE, why + f"; above the allowed rate but not significantly (p = {p:.2g})", rule, evidence)
+
+
 def run(ctx: AuditContext) -> Part:
     """Fraction of synthetic samples closer to a training image than any held-out real image is."""
     part = Part()
@@ -67,7 +90,8 @@ def run(ctx: AuditContext) -> Part:
     if training is None:
         part.verdicts["memorisation"] = cannot_tell("no training manifest given (--training)")
         return part
-    m = read_manifest(training)
+    same = Path(training).resolve() == ctx.reference_path.resolve()
+    m = ctx.manifest if same else read_manifest(training)  # the reference is read once
     t = m.table
     split = t["split"].fillna("train").to_numpy() if "split" in t.columns else np.array(["train"] * len(t))
     train_rows = np.flatnonzero(split == "train")
@@ -92,17 +116,7 @@ def run(ctx: AuditContext) -> Part:
     }
     part.figures["memorisation_pairs"] = fig
     part.figures["memorisation_hist"] = _hist(res, ctx.out / "memorisation_hist.png")
-    mx = ctx.recipe.thresholds.memorisation_max_fraction
-    why = (
-        f"{res.flagged.sum()} of {len(ctx.synthetic)} samples ({100 * res.fraction_flagged:.1f} %) are closer to a "
-        "training image than any held-out real image is"
-    )
-    part.verdicts["memorisation"] = verdict(
-        CLOSE if res.fraction_flagged <= mx else FAR,
-        why,
-        f"fraction flagged ≤ {mx:g}",
-        {"fraction_flagged": res.fraction_flagged},
-    )
+    part.verdicts["memorisation"] = memorisation_verdict(res, ctx)
     return part
 
 
