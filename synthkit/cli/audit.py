@@ -120,6 +120,7 @@ VERDICT_STYLE = {"close to real": "green", "far from real": "red", "cannot tell"
 
 def print_verdicts(report: dict) -> None:
     """The verdict per question, as the report page opens with it."""
+    from rich.markup import escape
     from rich.table import Table
 
     t = Table(title="verdict", title_justify="left")
@@ -128,7 +129,7 @@ def print_verdicts(report: dict) -> None:
     for q, v in report.get("verdicts", {}).items():
         word = v["verdict"] + (" (low confidence)" if v.get("confidence") == "low" else "")
         why = "; ".join([v["why"], *[f"flag: {f}" for f in v.get("flags", [])]])
-        t.add_row(q.replace("_", " "), f"[{VERDICT_STYLE.get(v['verdict'], 'white')}]{word}[/]", why)
+        t.add_row(q.replace("_", " "), f"[{VERDICT_STYLE.get(v['verdict'], 'white')}]{escape(word)}[/]", escape(why))
     console.print(t)
 
 

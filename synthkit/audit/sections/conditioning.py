@@ -26,12 +26,14 @@ VOLUME_CONDITIONS = {"ventricular_volume": "ventricles", "brain_volume": "brain"
 def _stats(requested: np.ndarray, measured: np.ndarray) -> dict[str, float]:
     ok = np.isfinite(requested) & np.isfinite(measured)
     r, m = requested[ok], measured[ok]
-    if len(r) < 3 or np.ptp(r) == 0:
+    if len(r) < 3 or np.ptp(r) == 0 or np.ptp(m) == 0:  # no correlation is defined
         return {
             "n": len(r),
             "pearson_r": float("nan"),
             "spearman_rho": float("nan"),
             "mae": float(np.mean(np.abs(r - m))) if len(r) else float("nan"),
+            "requested_constant": bool(len(r) and np.ptp(r) == 0),
+            "measured_constant": bool(len(r) and np.ptp(m) == 0),
         }
     return {
         "n": len(r),
@@ -85,8 +87,11 @@ def conditioning_verdict(section: dict[str, Any], ctx: AuditContext) -> dict[str
     rs, ceilings = {}, {}
     for name, row in section["conditions"].items():
         s = row["synthetic_requested_vs_measured"]
-        if s["n"] < 10 or not np.isfinite(s["pearson_r"]):
+        if s["n"] < 10 or s.get("requested_constant"):
             return cannot_tell(f"{name}: {s['n']} segmented samples with a spread of requested values (need 10)", rule)
+        if s.get("measured_constant"):
+            why = f"{name}: the measured volume is the same in every sample while the requested one varies"
+            return verdict(FAR, why, rule, {"pearson_r": None})
         rs[name] = s["pearson_r"]
         ceilings[name] = row.get("reference_recorded_vs_measured", {}).get("pearson_r")
     low = {n: r for n, r in rs.items() if r < t}
