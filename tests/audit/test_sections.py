@@ -170,3 +170,14 @@ def test_copies_of_training_images_are_far_from_real_on_memorisation(tmp_path, r
     v = rep.report["verdicts"]
     assert v["memorisation"]["verdict"] == "far from real", v["memorisation"]["why"]
     assert any("check memorisation" in f for f in v["realism"]["flags"])
+
+
+def test_the_ratio_interval_contains_its_estimate():
+    from synthkit.audit.stats import recentred_ci
+
+    boot = np.array([44.0, 50.0, 52.0, 55.0, 60.0])  # bootstrap ratios all below the estimate, as for FID
+    lo, hi = recentred_ci(64.0, boot)
+    assert lo < 64.0 < hi and hi / 64.0 == pytest.approx(60.0 / 52.0, rel=0.05)
+    lo, hi = recentred_ci(0.5, np.array([-0.2, 0.1, 0.3]))  # not all positive: additive spread
+    assert lo < 0.5 < hi
+    assert recentred_ci(1.0, np.array([np.nan, 2.0])) is None

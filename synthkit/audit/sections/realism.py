@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from synthkit.audit.context import AuditContext, Part
-from synthkit.audit.stats import basic_ci
+from synthkit.audit.stats import basic_ci, recentred_ci
 from synthkit.audit.verdict import CLOSE, FAR, UNSURE, cannot_tell, fmt_ci, verdict
 from synthkit.data.cache import default_cache_dir
 from synthkit.metrics import fid as fid_mod
@@ -92,7 +92,7 @@ def distance_row(name: str, f_syn: np.ndarray, f_real: np.ndarray, ctx: AuditCon
         "ci95": basic_ci(est, np.array(boot), floor=floor),
         "real_vs_real": rr,
         "ratio_to_real_vs_real": ratio,
-        "ratio_ci95": None if ratio is None else basic_ci(ratio, np.array(ratios), floor=0.0),
+        "ratio_ci95": None if ratio is None else recentred_ci(ratio, np.array(ratios)),
         "sizes": {"synthetic": len(f_syn), "reference": len(f_real), "real_halves": [len(a), len(b)]},
         "bootstrap": {"resamples": ctx.recipe.bootstrap, "seed": ctx.seed("bootstrap")},
         "inputs": "features.npz (synthetic, reference; halves half_a, half_b)",
