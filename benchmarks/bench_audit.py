@@ -5,7 +5,8 @@
 * ``pairwise_ms_ssim``: the batched separable MS-SSIM vs a naive per-pair loop over MONAI's
   ``MultiScaleSSIMMetric`` with the same kernel and scales, same pairs, same run; and their largest difference;
 * ``audit_verdicts``: the audit of degraded phantom stores (blurred, noisy, collapsed to one subject) next to
-  an intact one, every section answerable (conditions = the subjects' true age, sex and volumes; a brain-age
+  an intact one — a second phantom cohort through the reference's own pipeline (NIfTI, preprocessing) — every
+  section answerable (conditions = the subjects' true age, sex and volumes; a brain-age
   model trained on the reference; the reference as training set): the verdict per question and the numbers
   behind it. Expected: intact close to real on every question; blurred and noisy far on realism; noisy
   flagged noise-like on diversity; collapsed far on diversity.
@@ -39,16 +40,20 @@ def store_of(path: Path, images: np.ndarray, space) -> Path:
     return path
 
 
-def degraded_stores(subjects: list, space, tmp: Path) -> dict[str, Path]:
-    """The intact phantom store and its blurred, noisy and collapsed copies, each with the subjects' true
-    age, sex and volumes as its conditions."""
-    base = np.stack([s.image for s in subjects])
-    cond = {
-        "age": np.array([s.params.age for s in subjects]),
-        "sex": np.array([s.params.sex for s in subjects], float),
-        "ventricular_volume": np.array([s.ventricular_volume for s in subjects]),
-        "brain_volume": np.array([s.brain_volume for s in subjects]),
-    }
+def intact_cohort(space, tmp: Path, n: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """A second phantom cohort, independent of the reference (seed 8) and through the same pipeline (NIfTI,
+    preprocessing into the space), with its true age, sex and volumes as conditions."""
+    from synthkit.data import phantom as ph
+    from synthkit.data.cache import PreprocessedCache
+    from synthkit.data.manifest import read_manifest
+
+    m = read_manifest(ph.write_cohort(tmp / "intact", n, space=space, seed=8, progress=False))
+    images = PreprocessedCache(space).get_many(list(m.table["image"]))
+    return images, {k: m.table[k].to_numpy(float) for k in ("age", "sex", "ventricular_volume", "brain_volume")}
+
+
+def degraded_stores(base: np.ndarray, cond: dict[str, np.ndarray], space, tmp: Path) -> dict[str, Path]:
+    """The intact store and its blurred, noisy and collapsed copies, all with the intact conditions."""
     rng = np.random.default_rng(1)
     images = {
         "intact": base,
@@ -65,14 +70,14 @@ def degraded_stores(subjects: list, space, tmp: Path) -> dict[str, Path]:
     return out
 
 
-def degradation(subjects: list, space, reference: Path, tmp: Path, n_pairs: int) -> None:
+def degradation(space, reference: Path, tmp: Path, n: int, n_pairs: int) -> None:
     """Audit every degraded store with every section answerable (a brain-age model trained on the reference,
     the reference as the training set) and print the verdicts next to the numbers behind them."""
     from synthkit.audit.suite import run_audit
     from synthkit.cli import main as cli
     from synthkit.config import AuditRecipe
 
-    stores = degraded_stores(subjects, space, tmp)
+    stores = degraded_stores(*intact_cohort(space, tmp, n), space, tmp)
     model = tmp / "age.safetensors"
     first = next(iter(stores.values()))
     assert cli(["train", "brain-age", "--manifest", str(reference), "--out", str(model), "--store", str(first)]) == 0
@@ -132,8 +137,7 @@ def main() -> None:
         if args.part in ("all", "timing"):
             timing(space, reference, tmp, n_syn, n_real, n_pairs, args.quick)
         if args.part in ("all", "degradation"):
-            subjects = [ph.render(ph.draw_params(s), space) for s in range(10_000, 10_000 + n_real)]
-            degradation(subjects, space, reference, tmp, min(n_pairs, 500))
+            degradation(space, reference, tmp, n_real, min(n_pairs, 500))
 
 
 def timing(space, reference: Path, tmp: Path, n_syn: int, n_real: int, n_pairs: int, quick: bool) -> None:

@@ -54,7 +54,8 @@ def measure(ctx: AuditContext, segmenter: Segmenter, names: list[str]) -> tuple[
     figures: dict[str, Path] = {}
     recorded = {n: ctx.reference_column(n) for n in names}
     ref_pos = np.arange(len(ctx.reference)) if all(v is not None for v in recorded.values()) else np.arange(0)
-    ref_pos = ref_pos[ctx.subset(len(ref_pos), ctx.recipe.n_segment, "segment_subset")[0]]
+    pick, section["reference_subset"] = ctx.subset(len(ref_pos), ctx.recipe.n_segment, "segment_subset")
+    ref_pos = ref_pos[pick]
     if ref_pos.size:
         echo(f"conditioning: segmenting {len(ref_pos)} reference images (the segmenter's own ceiling)")
     ref_measured = [segmenter.segment(ctx.reference[i], affine).volumes for i in ref_pos]
