@@ -343,7 +343,8 @@ class AuditThresholds(Strict):
     #: memorisation: fraction of synthetic samples closer to a training image than any held-out real image is,
     #: above the 1/(held-out + 1) expected by chance
     memorisation_max_fraction: float = Field(0.05, ge=0, le=1)
-    #: real-vs-real rows resting on fewer images per half are marked low-confidence
+    #: real-vs-real rows resting on fewer images per half (brain-age and memorisation baselines on fewer real
+    #: images) are marked low-confidence
     min_real_half: int = Field(50, ge=2)
 
 

@@ -98,5 +98,6 @@ def thresholds_text(t: AuditThresholds) -> dict[str, str]:
         "brain_age": f"MAE(requested, predicted age) ≤ {t.brain_age_max_mae_ratio:g} × the model's MAE on real images",
         "memorisation": "fraction of samples closer to a training image than any held-out real image ≤ the "
         f"chance rate 1/(held-out + 1) + {t.memorisation_max_fraction:g}; far when significantly above (p < 0.01)",
-        "low_confidence": f"real-vs-real rows on fewer than {t.min_real_half} images per half",
+        "low_confidence": f"real-vs-real rows on fewer than {t.min_real_half} images per half (and brain-age or "
+        f"memorisation baselines on fewer than {t.min_real_half} real images)",
     }

@@ -84,6 +84,8 @@ def test_sections_answer_their_questions(audited):
     assert list(v) == ["realism", "diversity", "conditioning", "brain_age", "memorisation"]
     assert v["conditioning"]["verdict"] == "close to real", v["conditioning"]["why"]
     assert v["memorisation"]["verdict"] == "close to real", v["memorisation"]["why"]
+    assert v["memorisation"]["confidence"] == "low"  # 8 held-out real images behind its threshold
+    assert any("8 held-out" in f for f in rep["flags"])
     assert v["realism"]["verdict"] in ("close to real", "cannot tell")
     assert {"realism", "diversity", "paired", "variance", "conditioning", "brain_age", "memorisation"} <= {
         name for name, _ in SECTIONS

@@ -30,7 +30,11 @@ def brain_age_verdict(section: dict[str, Any], ctx: AuditContext) -> dict[str, A
     ratio = syn["mae"] / ceiling["mae"]
     why = f"synthetic MAE {syn['mae']:.2f} years is {ratio:.2f}× the model's MAE on real images ({ceiling['mae']:.2f})"
     evidence = {"synthetic_mae": syn["mae"], "real_mae": ceiling["mae"], "ratio": ratio, "r": syn.get("pearson_r")}
-    return verdict(CLOSE if ratio <= k else FAR, why, rule, evidence)
+    v = verdict(CLOSE if ratio <= k else FAR, why, rule, evidence)
+    if ceiling["n"] < ctx.recipe.thresholds.min_real_half:
+        v["confidence"] = "low"
+        v["low_confidence"] = [f"low confidence: the model's MAE on real images rests on {ceiling['n']} images"]
+    return v
 
 
 def run(ctx: AuditContext) -> Part:

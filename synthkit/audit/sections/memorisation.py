@@ -75,12 +75,17 @@ def memorisation_verdict(res: MemorisationResult, ctx: AuditContext) -> dict[str
         f"is; {100 * chance:.1f} % would be by chance, {100 * allowed:.1f} % is allowed"
     )
     evidence = {"fraction_flagged": k / n, "chance": chance, "allowed": allowed}
-    if k / n <= allowed:
-        return verdict(CLOSE, why, rule, evidence)
     p = float(binom.sf(k - 1, n, allowed))  # P(at least k flagged | the allowed rate)
-    if p < 0.01:
-        return verdict(FAR, why + f" (p = {p:.2g} at the allowed rate)", rule, evidence)
-    return verdict(UNSURE, why + f"; above the allowed rate but not significantly (p = {p:.2g})", rule, evidence)
+    if k / n <= allowed:
+        v = verdict(CLOSE, why, rule, evidence)
+    elif p < 0.01:
+        v = verdict(FAR, why + f" (p = {p:.2g} at the allowed rate)", rule, evidence)
+    else:
+        v = verdict(UNSURE, why + f"; above the allowed rate but not significantly (p = {p:.2g})", rule, evidence)
+    if h < ctx.recipe.thresholds.min_real_half:
+        v["confidence"] = "low"
+        v["low_confidence"] = [f"low confidence: the threshold rests on {h} held-out real images"]
+    return v
 
 
 def run(ctx: AuditContext) -> Part:
