@@ -80,7 +80,9 @@ class CovariateDistribution:
         step = np.array([steps[c] for c in cont])
         keys = np.stack([cols[b] for b in binary], axis=1) if binary else np.zeros((n_rows, 0))
         members = _groups_of_rows(x / np.where(sd > 0, sd, 1.0), keys, k)
-        groups = [_group(x[g], len(g) / n_rows, step, {b: float(cols[b][g].mean()) for b in binary}) for g in members]
+        groups = [
+            _group(x[g], len(g) / n_rows, step, {b: float(cols[b][g].mean()) for b in binary}) for g in members
+        ]
         return cls(names, binary, groups, "microaggregation", k, steps)
 
     def sample(

@@ -14,9 +14,7 @@ def test_head_phantom_then_preprocess_with_a_qc_montage(tmp_path, capsys):
     assert main(["manifest", "validate", str(tmp_path / "heads" / "manifest.csv")]) == 0
     capsys.readouterr()
 
-    code = main(
-        ["preprocess", str(tmp_path / "heads" / "manifest.csv"), "--out", str(tmp_path / "pp"), "--spacing", "8"]
-    )
+    code = main(["preprocess", str(tmp_path / "heads" / "manifest.csv"), "--out", str(tmp_path / "pp"), "--spacing", "8"])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "register 6" in out and (tmp_path / "pp" / "qc.png").stat().st_size > 10_000
@@ -37,21 +35,8 @@ def test_manifest_build_codes_sex_and_says_so(tmp_path, capsys, phantom_cohort):
     pd.DataFrame({"ID": ["sub0", "sub1", "sub2"], "Sex": ["M", "F", "f"], "Age": [40.5, 61, 77]}).to_csv(
         tmp_path / "cov.csv", index=False
     )
-    code = main(
-        [
-            "manifest",
-            "build",
-            str(tmp_path / "scans"),
-            "--pattern",
-            "*.nii.gz",
-            "--covariates",
-            str(tmp_path / "cov.csv"),
-            "--id-column",
-            "ID",
-            "-o",
-            str(tmp_path / "m.csv"),
-        ]
-    )
+    code = main(["manifest", "build", str(tmp_path / "scans"), "--pattern", "*.nii.gz", "--covariates",
+                 str(tmp_path / "cov.csv"), "--id-column", "ID", "-o", str(tmp_path / "m.csv")])
     out = capsys.readouterr().out
     assert code == 0
     assert "coded Sex: f → 0, m → 1 (1 = male, 0 = female)" in out

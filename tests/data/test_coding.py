@@ -22,11 +22,7 @@ def _build(root, table, **kw):
 
 @pytest.mark.parametrize(
     ("values", "expected"),
-    [
-        (["M", "F", "m", "f"], [1, 0, 1, 0]),
-        (["male", "Female", "MALE", "woman"], [1, 0, 1, 0]),
-        ([1, 2, 2, 1], [1, 0, 0, 1]),
-    ],
+    [(["M", "F", "m", "f"], [1, 0, 1, 0]), (["male", "Female", "MALE", "woman"], [1, 0, 1, 0]), ([1, 2, 2, 1], [1, 0, 0, 1])],
 )
 def test_common_codings_of_sex_are_mapped_and_reported(images, values, expected):
     t, warnings, notes = _build(images, pd.DataFrame({"id": ["s1", "s2", "s3", "s4"], "sex": values, "age": 50}))
@@ -38,11 +34,7 @@ def test_an_unmapped_value_is_one_error_listing_it(images):
     with pytest.raises(ManifestError, match=r"'u'.*rows 3"):
         _build(images, pd.DataFrame({"id": ["s1", "s2", "s3", "s4"], "sex": ["M", "F", "U", "M"]}))
     with pytest.raises(ManifestError, match="'c'"):
-        _build(
-            images,
-            pd.DataFrame({"id": ["s1", "s2", "s3", "s4"], "site": ["A", "B", "C", "A"]}),
-            maps={"site": {"a": 0, "b": 1}},
-        )
+        _build(images, pd.DataFrame({"id": ["s1", "s2", "s3", "s4"], "site": ["A", "B", "C", "A"]}), maps={"site": {"a": 0, "b": 1}})
 
 
 def test_map_recodes_any_column_and_can_mark_missing(images):

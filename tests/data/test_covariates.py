@@ -67,22 +67,8 @@ def test_old_format_is_still_read():
         "names": ["age", "sex"],
         "binary": ["sex"],
         "groups": [
-            {
-                "binary_values": {"sex": 0.0},
-                "weight": 0.5,
-                "mean": [60.0],
-                "cov": [[25.0]],
-                "low": [44.0],
-                "high": [82.0],
-            },
-            {
-                "binary_values": {"sex": 1.0},
-                "weight": 0.5,
-                "mean": [62.0],
-                "cov": [[25.0]],
-                "low": [45.0],
-                "high": [80.0],
-            },
+            {"binary_values": {"sex": 0.0}, "weight": 0.5, "mean": [60.0], "cov": [[25.0]], "low": [44.0], "high": [82.0]},
+            {"binary_values": {"sex": 1.0}, "weight": 0.5, "mean": [62.0], "cov": [[25.0]], "low": [45.0], "high": [80.0]},
         ],
     }
     dist = CovariateDistribution.from_dict(old)

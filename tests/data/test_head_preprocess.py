@@ -23,9 +23,7 @@ def results():
 
 
 def _faces(mask):
-    return sum(
-        int(mask[s].sum()) for s in (np.s_[0], np.s_[-1], np.s_[:, 0], np.s_[:, -1], np.s_[:, :, 0], np.s_[:, :, -1])
-    )
+    return sum(int(mask[s].sum()) for s in (np.s_[0], np.s_[-1], np.s_[:, 0], np.s_[:, -1], np.s_[:, :, 0], np.s_[:, :, -1]))
 
 
 @pytest.mark.slow

@@ -89,9 +89,7 @@ def test_cache_returns_the_same_volume_without_recomputing(tmp_path, head, monke
     stacked = cache.get_many([p, p])
     assert stacked.shape == (2, *SPACE.shape) and np.array_equal(stacked[1], first)
     # a different space is a different entry
-    assert PreprocessedCache(ImageSpace.centered((8, 8, 8), 6.0), RESAMPLE, cache_dir=tmp_path / "cache").key(
-        p
-    ) != cache.key(p)
+    assert PreprocessedCache(ImageSpace.centered((8, 8, 8), 6.0), RESAMPLE, cache_dir=tmp_path / "cache").key(p) != cache.key(p)
     # so are other preprocessing settings (mode, registration): they are part of the key
     assert PreprocessedCache(SPACE, cache_dir=tmp_path / "cache").key(p) != cache.key(p)
     rigid = PreprocessParams(mode="register", registration="rigid")
