@@ -369,6 +369,27 @@ AuditMetric = Literal["fid", "mmd", "mmd_images", "ms_ssim", "4gr_ssim", "psnr",
 ALL_AUDIT_METRICS: tuple[str, ...] = ("fid", "mmd", "mmd_images", "ms_ssim", "4gr_ssim", "psnr", "variance")
 
 
+class AuditThresholds(Strict):
+    """When a verdict reads "close to real" or "far from real" (stated on the report page)."""
+
+    #: realism: synthetic-vs-real FID over the real-vs-real FID; close when the ratio's 95 % CI lies at or below
+    #: this, far when it lies above, cannot tell when it straddles it
+    realism_max_ratio: float = Field(2.0, gt=0)
+    #: diversity: dissimilarity (1 − MS-SSIM) of synthetic pairs over that of real pairs; close inside
+    #: [1/x, x] (below: collapse, above: excess), by the same CI rule
+    diversity_max_ratio: float = Field(2.0, gt=1)
+    #: conditioning: Pearson r of requested vs measured volume, for every volume condition
+    conditioning_min_r: float = Field(0.8, ge=-1, le=1)
+    #: brain age: MAE of requested vs predicted age over the model's MAE on real images
+    brain_age_max_mae_ratio: float = Field(1.5, gt=0)
+    #: memorisation: fraction of synthetic samples closer to a training image than any held-out real image is,
+    #: above the 1/(held-out + 1) expected by chance
+    memorisation_max_fraction: float = Field(0.05, ge=0, le=1)
+    #: real-vs-real rows resting on fewer images per half (brain-age and memorisation baselines on fewer real
+    #: images) are marked low-confidence
+    min_real_half: int = Field(50, ge=2)
+
+
 class AuditRecipe(Strict):
     """What ``synthkit audit`` computes (``--recipe audit.yaml``; command-line options override it)."""
 
@@ -388,6 +409,8 @@ class AuditRecipe(Strict):
     #: generate a few samples beyond the training range (Pinaya's Fig. 4) when the store's generator can be loaded
     extrapolation: bool = True
     extrapolation_per_level: int = Field(3, ge=1)
+    #: the thresholds behind the verdicts at the top of the report
+    thresholds: AuditThresholds = AuditThresholds()
 
 
 def load_audit_recipe(path: str | Path) -> AuditRecipe:

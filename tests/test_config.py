@@ -90,3 +90,19 @@ def test_the_deepest_level_keeps_its_heads_for_the_middle_block(tmp_path):
     )
     net = build_unet(r.unet, 1, 1, 0, concat=False, crossattn=False)
     assert net.middle_block.attention.attn.num_heads == 2
+
+
+def test_audit_thresholds_from_yaml_and_their_errors(tmp_path):
+    from synthkit.config import load_audit_recipe
+
+    good = tmp_path / "audit.yaml"
+    good.write_text("n_pairs: 10\nthresholds:\n  realism_max_ratio: 1.5\n  min_real_half: 100\n")
+    r = load_audit_recipe(good)
+    assert r.thresholds.realism_max_ratio == 1.5 and r.thresholds.min_real_half == 100
+    assert r.thresholds.diversity_max_ratio == 2.0  # unset fields keep their defaults
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("thresholds:\n  diversity_max_ratio: 0.5\n  realism_ratio: 2\n")
+    with pytest.raises(RecipeError) as e:
+        load_audit_recipe(bad)
+    msg = str(e.value)
+    assert "\n" not in msg and "diversity_max_ratio" in msg and "realism_ratio" in msg

@@ -115,9 +115,28 @@ def segment(
     console.print(f"[green]wrote[/green] {len(rows)} label maps and {out / 'volumes.csv'}")
 
 
+VERDICT_STYLE = {"close to real": "green", "far from real": "red", "cannot tell": "yellow"}
+
+
+def print_verdicts(report: dict) -> None:
+    """The verdict per question, as the report page opens with it."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    t = Table(title="verdict", title_justify="left")
+    for c in ("question", "verdict", "why"):
+        t.add_column(c)
+    for q, v in report.get("verdicts", {}).items():
+        word = v["verdict"] + (" (low confidence)" if v.get("confidence") == "low" else "")
+        why = "; ".join([v["why"], *[f"flag: {f}" for f in v.get("flags", [])]])
+        t.add_row(q.replace("_", " "), f"[{VERDICT_STYLE.get(v['verdict'], 'white')}]{escape(word)}[/]", escape(why))
+    console.print(t)
+
+
 def print_audit(report: dict) -> None:
     from rich.table import Table
 
+    print_verdicts(report)
     m = report["metrics"]
     t = Table(title="audit", title_justify="left")
     for c in ("metric", "synthetic", "real (reference)"):

@@ -18,8 +18,10 @@ def psnr(x: np.ndarray, y: np.ndarray, data_range: float = 1.0) -> np.ndarray:
         return 10 * np.log10(data_range**2 / m)
 
 
-def nearest(x: np.ndarray, pool: np.ndarray, factor: int = 2) -> np.ndarray:
-    """Index of each x's nearest image in ``pool`` by MSE after ``factor``× average downsampling."""
+def nearest(x: np.ndarray, pool: np.ndarray, factor: int = 2, exclude_self: bool = False) -> np.ndarray:
+    """Index of each x's nearest image in ``pool`` by MSE after ``factor``× average downsampling.
+
+    ``exclude_self``: ``x`` is ``pool`` and each image's nearest *other* image is wanted (leave one out)."""
 
     def down(a: np.ndarray) -> np.ndarray:
         a = np.asarray(a, np.float32)
@@ -36,4 +38,6 @@ def nearest(x: np.ndarray, pool: np.ndarray, factor: int = 2) -> np.ndarray:
     dx, dp = down(x), down(pool)
     with threadpool_limits(limits=1, user_api="blas"):  # see synthkit.metrics.fid: BLAS threads vs torch threads
         d2 = (dx**2).sum(1)[:, None] + (dp**2).sum(1)[None] - 2 * dx @ dp.T
+    if exclude_self:
+        np.fill_diagonal(d2, np.inf)
     return np.argmin(d2, axis=1)

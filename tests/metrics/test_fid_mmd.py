@@ -60,6 +60,21 @@ def test_linear_image_mmd_is_the_unbiased_linear_kernel_estimate(rng):
     assert mmd_linear_images(x, y + 0.5) > 10 * same
 
 
+def test_linear_image_mmd_uses_every_sample_of_unequal_sets_and_matches_monai(rng):
+    import torch
+    from monai.metrics import MMDMetric
+
+    x, y = rng.random((7, 6, 6, 6)), rng.random((4, 6, 6, 6)) + 0.1
+    fx, fy = x.reshape(7, -1), y.reshape(4, -1)
+    kxx, kyy, kxy = fx @ fx.T, fy @ fy.T, fx @ fy.T
+    expected = (kxx.sum() - np.trace(kxx)) / 42 + (kyy.sum() - np.trace(kyy)) / 12 - 2 * kxy.mean()
+    assert mmd_linear_images(x, y) == pytest.approx(expected, rel=1e-12)
+    # the first four of x give a different value: the last three count
+    assert abs(mmd_linear_images(x[:4], y) - expected) > 1e-3 * abs(expected)
+    monai = float(MMDMetric()(torch.as_tensor(y)[:, None], torch.as_tensor(x[:4])[:, None]))
+    assert mmd_linear_images(x[:4], y) == pytest.approx(monai, rel=1e-9)
+
+
 def test_psnr_and_mse(rng):
     x = rng.random((3, 4, 4, 4))
     y = x + 0.1

@@ -9,18 +9,15 @@ values beyond the training range and reports whether the measured volume keeps m
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy.stats import pearsonr, spearmanr
 
-from synthkit.config import AuditRecipe
-from synthkit.data.cache import PreprocessedCache
-from synthkit.data.manifest import read_manifest
+from synthkit.audit.context import AuditContext, Part
+from synthkit.audit.verdict import CLOSE, FAR, UNSURE, cannot_tell, verdict
 from synthkit.metrics.segmentation import Segmenter
-from synthkit.store.reader import Cohort
 from synthkit.viz import scatter
 
 VOLUME_CONDITIONS = {"ventricular_volume": "ventricles", "brain_volume": "brain"}
@@ -29,12 +26,14 @@ VOLUME_CONDITIONS = {"ventricular_volume": "ventricles", "brain_volume": "brain"
 def _stats(requested: np.ndarray, measured: np.ndarray) -> dict[str, float]:
     ok = np.isfinite(requested) & np.isfinite(measured)
     r, m = requested[ok], measured[ok]
-    if len(r) < 3 or np.ptp(r) == 0:
+    if len(r) < 3 or np.ptp(r) == 0 or np.ptp(m) == 0:  # no correlation is defined
         return {
             "n": len(r),
             "pearson_r": float("nan"),
             "spearman_rho": float("nan"),
             "mae": float(np.mean(np.abs(r - m))) if len(r) else float("nan"),
+            "requested_constant": bool(len(r) and np.ptp(r) == 0),
+            "measured_constant": bool(len(r) and np.ptp(m) == 0),
         }
     return {
         "n": len(r),
@@ -44,37 +43,22 @@ def _stats(requested: np.ndarray, measured: np.ndarray) -> dict[str, float]:
     }
 
 
-def conditioning_section(
-    cohort: Cohort,
-    images: np.ndarray,
-    positions: np.ndarray,
-    reference: Path,
-    segmenter: Segmenter,
-    out: Path,
-    recipe: AuditRecipe,
-    echo: Callable[[str], None],
-) -> tuple[dict[str, Any], dict[str, Path]]:
-    """Segment synthetic and reference images; compare requested (or recorded) with measured volumes."""
-    names = [n for n in VOLUME_CONDITIONS if n in cohort.condition_names]
-    if not names:
-        return {}, {}
-    affine = cohort.space.affine_array
-    k = min(recipe.n_segment, len(images))
-    echo(f"conditioning: segmenting {k} synthetic images with {segmenter.name}")
-    seg_syn = [segmenter.segment(images[i], affine).volumes for i in range(k)]
-    table = cohort.conditions.iloc[positions[:k]]
-    section: dict[str, Any] = {"segmenter": segmenter.name, "conditions": {}}
+def measure(ctx: AuditContext, segmenter: Segmenter, names: list[str]) -> tuple[dict[str, Any], dict[str, Path]]:
+    """Segment a random ``n_segment`` of the synthetic subset and of the loaded reference (segmenter ceiling)."""
+    affine, out, echo = ctx.cohort.space.affine_array, ctx.out, ctx.options.echo
+    idx, how = ctx.subset(len(ctx.synthetic), ctx.recipe.n_segment, "segment_subset")
+    echo(f"conditioning: segmenting {len(idx)} synthetic images with {segmenter.name}")
+    seg_syn = [segmenter.segment(ctx.synthetic[i], affine).volumes for i in idx]
+    table = ctx.cohort.conditions.iloc[ctx.positions[idx]]
+    section: dict[str, Any] = {"segmenter": segmenter.name, "synthetic_subset": how, "conditions": {}}
     figures: dict[str, Path] = {}
-    m = read_manifest(reference)
-    ref_rows = [i for i in range(len(m)) if all(n in m.table.columns for n in names)][:k]
-    ref_measured: list[dict[str, float]] = []
-    if ref_rows:
-        echo(f"conditioning: segmenting {len(ref_rows)} reference images (the segmenter's own ceiling)")
-        cache = PreprocessedCache(cohort.space)
-        vols = m.volumes()
-        for i in ref_rows:
-            img = cache.get(m.table["image"].iloc[i], vols[i])
-            ref_measured.append(segmenter.segment(img, affine).volumes)
+    recorded = {n: ctx.reference_column(n) for n in names}
+    ref_pos = np.arange(len(ctx.reference)) if all(v is not None for v in recorded.values()) else np.arange(0)
+    pick, section["reference_subset"] = ctx.subset(len(ref_pos), ctx.recipe.n_segment, "segment_subset")
+    ref_pos = ref_pos[pick]
+    if ref_pos.size:
+        echo(f"conditioning: segmenting {len(ref_pos)} reference images (the segmenter's own ceiling)")
+    ref_measured = [segmenter.segment(ctx.reference[i], affine).volumes for i in ref_pos]
     for name in names:
         key = VOLUME_CONDITIONS[name]
         req = table[name].to_numpy(float)
@@ -84,9 +68,9 @@ def conditioning_section(
         if truth_col in table.columns:  # generators that know the truth (the phantom): how good is the segmenter?
             row["segmenter_vs_true_on_synthetic"] = _stats(table[truth_col].to_numpy(float), meas)
         if ref_measured:
-            rec = m.table[name].to_numpy(float)[ref_rows]
+            rec = recorded[name][ref_pos]
             row["reference_recorded_vs_measured"] = _stats(rec, np.array([v[key] for v in ref_measured]))
-        png = scatter(
+        figures[f"conditioning_{name}"] = scatter(
             req / 1000,
             meas / 1000,
             out / f"conditioning_{name}.png",
@@ -94,16 +78,60 @@ def conditioning_section(
             ylabel=f"measured {key} (ml)",
             title=f"{segmenter.name}\nr = {row['synthetic_requested_vs_measured']['pearson_r']:.3f}",
         )
-        figures[f"conditioning_{name}"] = png
         section["conditions"][name] = row
     return section, figures
 
 
-def extrapolation_probe(
-    cohort: Cohort, segmenter: Segmenter, out: Path, recipe: AuditRecipe, device: str, echo: Callable[[str], None]
-) -> tuple[dict[str, Any], dict[str, Path]]:
+def conditioning_verdict(section: dict[str, Any], ctx: AuditContext) -> dict[str, Any]:
+    t = ctx.recipe.thresholds.conditioning_min_r
+    rule = f"Pearson r(requested, measured) ≥ {t:g} for every volume condition"
+    rs, ceilings = {}, {}
+    for name, row in section["conditions"].items():
+        s = row["synthetic_requested_vs_measured"]
+        if s["n"] < 10 or s.get("requested_constant"):
+            return cannot_tell(f"{name}: {s['n']} segmented samples with a spread of requested values (need 10)", rule)
+        if s.get("measured_constant"):
+            why = f"{name}: the measured volume is the same in every sample while the requested one varies"
+            return verdict(FAR, why, rule, {"pearson_r": None})
+        rs[name] = s["pearson_r"]
+        ceilings[name] = row.get("reference_recorded_vs_measured", {}).get("pearson_r")
+    low = {n: r for n, r in rs.items() if r < t}
+    text = ", ".join(f"{n} r = {r:.3f}" for n, r in rs.items())
+    evidence = {"pearson_r": rs, "segmenter_ceiling_r": ceilings}
+    if not low:
+        return verdict(CLOSE, f"measured volumes follow the requested ones ({text})", rule, evidence)
+    blind = [n for n in low if ceilings[n] is not None and ceilings[n] < t]
+    if blind:
+        why = f"the segmenter itself reaches only r = {ceilings[blind[0]]:.3f} on real {blind[0]} ({text})"
+        return verdict(UNSURE, why, rule, evidence)
+    return verdict(FAR, f"measured volumes do not follow the requested ones ({text})", rule, evidence)
+
+
+def run(ctx: AuditContext) -> Part:
+    """The conditioning section and, when the store's generator loads, the extrapolation probe."""
+    part = Part()
+    names = [n for n in VOLUME_CONDITIONS if n in ctx.cohort.condition_names]
+    if not ctx.recipe.conditioning or not names:
+        why = "not asked (conditioning: false)" if names else "the store has no volume conditions"
+        part.verdicts["conditioning"] = cannot_tell(why)
+        return part
+    from synthkit.metrics.segmentation import make_segmenter
+
+    segmenter = make_segmenter(ctx.options.synthseg_model)
+    part.metrics["conditioning"], part.figures = measure(ctx, segmenter, names)
+    part.verdicts["conditioning"] = conditioning_verdict(part.metrics["conditioning"], ctx)
+    if ctx.recipe.extrapolation:
+        sec, figs = extrapolation_probe(ctx, segmenter)
+        part.metrics["extrapolation"] = sec
+        part.figures.update(figs)
+    return part
+
+
+def extrapolation_probe(ctx: AuditContext, segmenter: Segmenter) -> tuple[dict[str, Any], dict[str, Path]]:
     """Generate at requested volumes below and above the training range; is the response monotone?"""
     from synthkit.models.registry import load_generator
+
+    cohort, recipe, device, echo, out = ctx.cohort, ctx.recipe, ctx.options.device, ctx.options.echo, ctx.out
 
     g = cohort.info.generator
     names = [n for n in VOLUME_CONDITIONS if n in cohort.condition_names]
@@ -128,7 +156,7 @@ def extrapolation_probe(
         cond = {c: np.full(req.size, v) for c, v in base.items()}
         cond[name] = req
         echo(f"extrapolation probe: {req.size} samples at {name} from {levels[0]:.0f} to {levels[-1]:.0f}")
-        seeds = [int(s) for s in np.random.default_rng(recipe.seed + 7).integers(0, 2**62, req.size)]
+        seeds = [int(s) for s in ctx.rng("extrapolation").integers(0, 2**62, req.size)]
         samples = gen.sample(req.size, seeds=seeds, conditions=cond, device=device)
         meas = np.array(
             [
