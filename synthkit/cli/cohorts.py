@@ -103,21 +103,36 @@ def inspect(store: Annotated[Path, typer.Argument(help="A cohort store.")]) -> N
 @app.command(rich_help_panel=COHORTS)
 def verify(
     store: Annotated[Path, typer.Argument(help="A cohort store.")],
-    quick: Annotated[bool, typer.Option("--quick", help="Structure and completeness only; skip voxel checks.")] = False,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Done flags and chunk checksums only; decode nothing, skip voxel checks.")
+    ] = False,
+    repair: Annotated[
+        bool,
+        typer.Option("--repair", help="Mark damaged shards not done (then: synthkit generate --out STORE --resume)."),
+    ] = False,
 ) -> None:
-    """Check a store: missing shards, NaNs, shape/metadata mismatches (exit 1 on any error)."""
+    """Check a store: every chunk present, intact (checksums) and decodable, no missing shards, NaNs or
+    shape/metadata mismatches. Each damaged sample is named by index; exit 1 on any error."""
     from synthkit.store.verify import verify_store
 
-    rep = verify_store(store, check_values=not quick)
+    rep = verify_store(store, check_values=not quick, repair=repair)
     for w in rep.warnings:
         err_console.print(f"warning: {w}", markup=False, highlight=False)
+    for e in rep.errors:
+        err_console.print(f"error: {e}", markup=False, highlight=False)
+    if rep.repaired or rep.restored:
+        console.print(
+            f"repaired: {len(rep.damaged)} damaged sample(s); {rep.restored} plan chunk(s) restored from their "
+            f"copy; {len(rep.repaired or [])} shard(s) marked not done — finish with: "
+            f"synthkit generate --out {store} --resume",
+            markup=False,
+            highlight=False,
+        )
+        return
     if not rep.ok:
-        for e in rep.errors:
-            err_console.print(f"error: {e}", markup=False, highlight=False)
         raise typer.Exit(1)
-    console.print(
-        f"[green]{store}: OK[/green] ({rep.n_checked} samples checked)" if not quick else f"[green]{store}: OK[/green]"
-    )
+    checked = f" ({rep.n_checked} samples checked)" if not quick else " (flags and checksums)"
+    console.print(f"[green]{store}: OK[/green]{checked}")
 
 
 @app.command(rich_help_panel=COHORTS)
