@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from synthkit.cli.app import COHORTS, app, console, err_console
+from synthkit.cli.app import COHORTS, app, console, err_console, no_empty_folder_on_failure
 from synthkit.errors import UsageError
 
 
@@ -147,5 +147,6 @@ def export(
 
     cohort = open_cohort(store, allow_incomplete=True)
     chosen = parse_indices(indices, len(cohort))
-    files = export_nifti(store, out, chosen)
+    with no_empty_folder_on_failure(out):
+        files = export_nifti(store, out, chosen)
     console.print(f"[green]wrote[/green] {len(files)} NIfTI file(s) and conditions.csv to {out}")

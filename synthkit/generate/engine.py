@@ -144,6 +144,16 @@ def warm_worker(spec: ModelSpec, device: str) -> str:
     return device
 
 
+def run_shard_reporting(shard: int, job: ShardJob) -> dict[str, Any]:
+    """:func:`run_shard`, with a failure returned as ``{"error": ...}`` instead of raised: the client then stops
+    the run and says it once, where a raising task would log a "Compute Failed" traceback on every worker."""
+    try:
+        return run_shard(shard, job)
+    except Exception as e:
+        first = (str(e).splitlines() or [""])[0][:300]
+        return {"shard": shard, "error": f"{type(e).__name__}: {first}"}
+
+
 def run_shard(shard: int, job: ShardJob) -> dict[str, Any]:
     """One dask task: generate, QC and write one whole shard, then mark it done (skipped if already done)."""
     t0 = time.perf_counter()
@@ -274,7 +284,7 @@ def _run_pending(
         client.run(warm_worker, spec, device)  # workers that join later load the model on first use
         job = ShardJob(str(opts.out), spec, opts.batch_size, device, opts.qc)
         t_submit = time.perf_counter()
-        futures = client.map(run_shard, pending, job=job, pure=False, retries=2)
+        futures = client.map(run_shard_reporting, pending, job=job, pure=False)
         done_samples = sum(b - a for a, b in map(info.shard_range, range(info.n_shards))) - sum(
             b - a for a, b in map(info.shard_range, pending)
         )
@@ -282,6 +292,11 @@ def _run_pending(
             task = bar.add_task("generating", total=info.n, completed=done_samples, start=done_samples)
             for fut in as_completed(futures):
                 result = fut.result()
+                if "error" in result:
+                    raise SynthkitError(
+                        f"shard {result['shard']} failed ({result['error']}); finished shards are kept, "
+                        f"continue with: synthkit generate --out {opts.out} --resume"
+                    )
                 failed_qc += result["failed_qc"]
                 bar.update(task, advance=result["n"])
         return failed_qc, time.perf_counter() - t_submit
@@ -291,9 +306,9 @@ def _run_pending(
             f"interrupted; finished shards are kept — continue with: synthkit generate --out {opts.out} --resume"
         ) from None
     except Exception as e:
+        client.cancel(futures)
         if isinstance(e, SynthkitError):
             raise
-        client.cancel(futures)
         raise SynthkitError(
             f"a generation task failed ({type(e).__name__}: {e}); finished shards are kept, continue with --resume"
         ) from None

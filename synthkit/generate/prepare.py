@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 from synthkit.errors import StoreError, UsageError
+from synthkit.generate.checkpoint import load_checked, probe_sample
 from synthkit.generate.options import GenerateOptions, ModelSpec
-from synthkit.generate.plan import ConditionSpec, make_plan, read_conditions_csv
-from synthkit.models.registry import load_generator
+from synthkit.generate.plan import ConditionSpec, check_n, make_plan, read_conditions_csv
 from synthkit.store import writer
 from synthkit.store.format import StoreInfo
 from synthkit.store.reader import open_store
@@ -36,6 +37,10 @@ def prepare_store(
     except StoreError as e:
         raise UsageError(str(e)) from None
     model = opts.model or "phantom"
+    if opts.n is not None:
+        check_n(opts.n)
+    if opts.spacing is not None and not (math.isfinite(opts.spacing) and 0.25 <= opts.spacing <= 16):
+        raise UsageError(f"--spacing {opts.spacing}: expected a voxel size from 0.25 to 16 mm")
     if opts.shard_size < 1 or opts.batch_size < 1 or opts.workers < 1:
         raise UsageError("--shard-size, --batch-size and --workers must be at least 1")
     if opts.dtype not in ("float16", "uint8"):
@@ -43,7 +48,7 @@ def prepare_store(
     if opts.codec not in ("zstd", "lz4"):
         raise UsageError(f"--codec {opts.codec!r}: expected zstd or lz4")
     spec = ModelSpec(model=str(Path(model).resolve()) if model != "phantom" else "phantom", spacing=opts.spacing)
-    gen = load_generator(spec.model, spacing=spec.spacing, device="cpu")
+    gen = load_checked(spec.model, spacing=spec.spacing, device="cpu")
     specs = [ConditionSpec.parse(s) for s in opts.condition_specs]
     if opts.conditions_csv is not None and specs:
         raise UsageError("--conditions and --condition exclude each other")
@@ -59,7 +64,7 @@ def prepare_store(
         specs=specs,
         table=table,
     )
-    probe = gen.sample(1, seeds=[int(plan.seeds[0])], conditions={k: v[:1] for k, v in plan.conditions.items()})
+    probe = probe_sample(gen, spec.model, int(plan.seeds[0]), {k: v[:1] for k, v in plan.conditions.items()})
     info = StoreInfo(
         space=gen.space,
         n=n,

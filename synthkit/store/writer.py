@@ -244,6 +244,7 @@ def write_shard(
     if images.shape != (k, *info.space.shape):
         raise StoreError(f"shard {shard}: images of shape {images.shape}, expected {(k, *info.space.shape)}")
     root = zarr.open_group(str(path), mode="r+")
+    _fault("shard")
     root[fmt.IMAGES][a:b] = fmt.encode_images(images, info.dtype)
     if info.has_labels:
         if labels is None:

@@ -102,3 +102,18 @@ def test_resume_of_a_missing_store_with_its_plan_creates_it(tmp_path, reference,
                         device="cpu", cluster=dask_address)
     run(o, progress=False, echo=lambda m: None)
     assert array_bytes(o.out) == array_bytes(reference)
+
+
+@pytest.mark.slow
+def test_failing_tasks_are_one_line_not_a_traceback_per_task(tmp_path):
+    """A full disk while shards are written: one error line, no "Compute Failed" traceback from each worker."""
+    env = {**os.environ, "SYNTHKIT_TEST_FAULT": "shard-enospc"}
+    store = tmp_path / "full.zarr"
+    proc = subprocess.run(
+        [str(EXE), "generate", "--out", str(store), *ARGS, "--n", "12", "--workers", "2"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr and "Compute Failed" not in proc.stderr, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "No space left on device" in lines[0] and "--resume" in lines[0], proc.stderr
