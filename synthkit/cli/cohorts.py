@@ -71,7 +71,8 @@ def generate(
     res = run(opts, echo=lambda m: console.print(m, markup=False, highlight=False))
     rate = res.n / res.seconds if res.shards_run == res.shards_total else None
     console.print(
-        f"[green]done[/green]: {res.store} — {res.n} samples ({res.shards_run} of {res.shards_total} shards run "
+        f"[green]done[/green]: {res.store} — {res.n} samples ({res.shards_written} of {res.shards_total} shards "
+        "written by this run "
         f"in {res.seconds:.1f} s{f', {rate:.1f} samples/s' if rate else ''}); "
         f"{res.failed_qc} failed QC; check it with: synthkit verify {res.store}"
     )

@@ -23,7 +23,7 @@ from synthkit.generate.progress import Progress
 from synthkit.models.base import Generator, Samples
 from synthkit.models.registry import load_generator
 from synthkit.seeding import retry_seed
-from synthkit.store import writer
+from synthkit.store import claims, writer
 from synthkit.store.format import StoreInfo
 from synthkit.store.reader import open_store, shard_done
 
@@ -155,12 +155,37 @@ def run_shard_reporting(shard: int, job: ShardJob) -> dict[str, Any]:
 
 
 def run_shard(shard: int, job: ShardJob) -> dict[str, Any]:
-    """One dask task: generate, QC and write one whole shard, then mark it done (skipped if already done)."""
+    """One dask task: claim the shard, generate, QC and write it whole, mark it done, release the claim.
+    Skipped when the shard is done, or claimed by another live run (``claimed_by``: that run's pid and host)."""
     t0 = time.perf_counter()
-    store, spec, device = job.store, job.spec, job.device
+    store = job.store
     root, info = open_store(store)
+    skipped = {"shard": shard, "n": 0, "skipped": True, "seconds": 0.0, "failed_qc": 0}
     if shard_done(root)[shard]:
-        return {"shard": shard, "n": 0, "skipped": True, "seconds": 0.0, "failed_qc": 0}
+        return skipped
+    other = claims.claim(store, shard)
+    if other is not None:
+        return {**skipped, "claimed_by": other}
+    try:
+        if shard_done(root)[shard]:  # finished by another run between the check and the claim
+            return skipped
+        failed = _generate_shard(shard, job, info, root)
+    finally:
+        claims.release(store, shard)
+    a, b = info.shard_range(shard)
+    return {
+        "shard": shard,
+        "n": b - a,
+        "skipped": False,
+        "seconds": time.perf_counter() - t0,
+        "failed_qc": failed,
+        "pid": os.getpid(),
+    }
+
+
+def _generate_shard(shard: int, job: ShardJob, info: StoreInfo, root: Any) -> int:
+    """Generate, QC and write one shard; returns how many samples failed QC."""
+    store, spec, device = job.store, job.spec, job.device
     a, b = info.shard_range(shard)
     meta = root["meta"]
     seeds = [int(s) for s in meta["seed"][a:b]]
@@ -180,14 +205,7 @@ def run_shard(shard: int, job: ShardJob) -> dict[str, Any]:
         qc_pass=passed,
         measures=samples.measures,
     )
-    return {
-        "shard": shard,
-        "n": b - a,
-        "skipped": False,
-        "seconds": time.perf_counter() - t0,
-        "failed_qc": int((~passed).sum()),
-        "pid": os.getpid(),
-    }
+    return int((~passed).sum())
 
 
 def run(
@@ -225,9 +243,11 @@ def run(
         if isinstance(e, StoreError) and staged is not None:
             raise UsageError(str(e)) from None
         raise
-    failed_qc, gen_seconds = _run_pending(conn, opts, info, spec, device, pending, progress) if conn else (0, 0.0)
+    ran = _run_pending(conn, opts, info, spec, device, pending, progress) if conn else (0, 0.0, 0)
+    failed_qc, gen_seconds, written = ran
     if not _flags(opts.out).all():
         raise StoreError(f"{opts.out}: some shards are still unwritten; continue with --resume")
+    claims.clear(opts.out)
     writer.consolidate(opts.out)
     root, _ = open_store(opts.out)
     extrap = int(np.asarray(root["meta"]["extrapolated"][:]).sum())
@@ -241,6 +261,7 @@ def run(
         generator=kind,
         extrapolated=extrap,
         generation_seconds=gen_seconds,
+        shards_written=written,
     )
 
 
@@ -272,34 +293,35 @@ def _run_pending(
     device: str,
     pending: list[int],
     progress: bool,
-) -> tuple[int, float]:
-    """Run the pending shards on the cluster; returns (samples that failed QC, seconds of generation)."""
-    from dask.distributed import as_completed
-
+) -> tuple[int, float, int]:
+    """Run the pending shards on the cluster, then wait for those another run has claimed (taking over any
+    whose claim goes stale). Returns (samples that failed QC, seconds of generation, shards this run wrote)."""
     client, _ = conn
     futures: list[Any] = []
-    failed_qc = 0
+    stats = {"failed_qc": 0, "written": 0}
     try:
         client.wait_for_workers(1, timeout=600)
         client.run(warm_worker, spec, device)  # workers that join later load the model on first use
         job = ShardJob(str(opts.out), spec, opts.batch_size, device, opts.qc)
         t_submit = time.perf_counter()
         futures = client.map(run_shard_reporting, pending, job=job, pure=False)
-        done_samples = sum(b - a for a, b in map(info.shard_range, range(info.n_shards))) - sum(
-            b - a for a, b in map(info.shard_range, pending)
-        )
+        done_samples = info.n - sum(b - a for a, b in map(info.shard_range, pending))
         with Progress(progress) as bar:
             task = bar.add_task("generating", total=info.n, completed=done_samples, start=done_samples)
-            for fut in as_completed(futures):
-                result = fut.result()
-                if "error" in result:
-                    raise SynthkitError(
-                        f"shard {result['shard']} failed ({result['error']}); finished shards are kept, "
-                        f"continue with: synthkit generate --out {opts.out} --resume"
-                    )
-                failed_qc += result["failed_qc"]
-                bar.update(task, advance=result["n"])
-        return failed_qc, time.perf_counter() - t_submit
+            claimed = _collect(futures, opts, stats, lambda n: bar.update(task, advance=n))
+            while claimed:  # shards another live run is writing
+                time.sleep(0.5)
+                done = _flags(opts.out)
+                for k in [k for k in claimed if done[k]]:
+                    claimed.remove(k)
+                    a, b = info.shard_range(k)
+                    bar.update(task, advance=b - a)
+                stale = [k for k in claimed if not claims.is_live(claims.owner(opts.out, k))]
+                if stale:
+                    claimed -= set(stale)
+                    futures = client.map(run_shard_reporting, stale, job=job, pure=False)
+                    claimed |= _collect(futures, opts, stats, lambda n: bar.update(task, advance=n))
+        return stats["failed_qc"], time.perf_counter() - t_submit, stats["written"]
     except KeyboardInterrupt:
         client.cancel(futures)
         raise SynthkitError(
@@ -314,3 +336,25 @@ def _run_pending(
         ) from None
     finally:
         _close(conn)
+
+
+def _collect(futures: list[Any], opts: GenerateOptions, stats: dict[str, int], advance: Callable[[int], Any]) -> set:
+    """Wait for shard tasks; the first failure stops the run with one line. Returns the shards claimed by
+    another run."""
+    from dask.distributed import as_completed
+
+    claimed = set()
+    for fut in as_completed(futures):
+        result = fut.result()
+        if "error" in result:
+            raise SynthkitError(
+                f"shard {result['shard']} failed ({result['error']}); finished shards are kept, "
+                f"continue with: synthkit generate --out {opts.out} --resume"
+            )
+        if "claimed_by" in result:
+            claimed.add(result["shard"])
+            continue
+        stats["failed_qc"] += result["failed_qc"]
+        stats["written"] += 0 if result["skipped"] else 1
+        advance(result["n"])
+    return claimed

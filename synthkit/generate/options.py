@@ -77,3 +77,5 @@ class GenerateResult:
     extrapolated: int
     #: seconds from the first task's submission to the last one's completion (no planning, no cluster start)
     generation_seconds: float = 0.0
+    #: shards this run generated (fewer than shards_run when a concurrent run claimed some)
+    shards_written: int = 0
