@@ -104,13 +104,33 @@ class Cohort:
     def _read(self, name: str, sel: Any, what: str) -> np.ndarray:
         """``array(name)[sel]``; a chunk that does not decode is one line naming the samples, not a traceback."""
         try:
-            return np.asarray(self.array(name)[sel])
+            out = np.asarray(self.array(name)[sel])
         except Exception as e:
             first = (str(e).splitlines() or [""])[0][:200]
             raise StoreError(
                 f"{self.path}: {what} cannot be read from {name!r} ({type(e).__name__}: {first}); "
                 f"run 'synthkit verify {self.path}'"
             ) from None
+        if name == fmt.IMAGES and self.info.has_checksums:
+            self._check_not_missing(out, sel)
+        return out
+
+    def _check_not_missing(self, block: np.ndarray, sel: int | slice) -> None:
+        """An all-zero image whose chunk was written (its checksum is not −1) lost that chunk: refuse to serve
+        zeros. Costs one small read, and only for all-zero images."""
+        first = sel if isinstance(sel, int) else sel.start
+        flat = block.reshape(1 if isinstance(sel, int) else len(block), -1)
+        for pos in np.flatnonzero(~flat.any(axis=1)):
+            j = int(first + pos)
+            try:
+                recorded = int(self.array(f"{fmt.CHECKSUMS}/{fmt.IMAGES}")[j])
+            except Exception:
+                recorded = fmt.CRC_UNRECORDED
+            if recorded != fmt.CRC_ABSENT:
+                raise StoreError(
+                    f"{self.path}: sample {j}'s image chunk is missing (it was written); "
+                    f"run 'synthkit verify {self.path} --repair'"
+                )
 
     @property
     def space(self):

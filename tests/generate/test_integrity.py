@@ -142,3 +142,15 @@ def test_a_version_1_store_is_read_and_verified_without_checksums(capsys, store)
     shard_file(store, "images", 2).unlink()
     code, text = cli(capsys, "verify", store)
     assert code == 1 and reported(text) == {8, 9, 10, 11}, text
+
+
+def test_the_reader_refuses_to_serve_zeros_for_a_missing_chunk(store):
+    from synthkit import open_cohort
+    from synthkit.errors import StoreError
+
+    shard_file(store, "images", 2).unlink()
+    cohort = open_cohort(store)
+    assert cohort[7]["image"].any()  # the shard before is untouched
+    for read in (lambda: cohort[9], lambda: cohort.image(8), lambda: cohort.images([3, 10])):
+        with pytest.raises(StoreError, match="chunk is missing"):
+            read()
