@@ -31,6 +31,8 @@ class Damage:
     plan: set[tuple[int, str]] = field(default_factory=set)  # (shard, name): main copy damaged
     plan_copy: set[tuple[int, str]] = field(default_factory=set)  # (shard, name): the copy damaged
     notes: list[str] = field(default_factory=list)
+    plan_record: bool = False  # checksums/plan itself is damaged (the plan and its copy agree)
+    warnings: list[str] = field(default_factory=list)
 
     def add(
         self, info: StoreInfo, shard: int, reason: str, positions: np.ndarray | None = None, *, regenerate: bool = True
@@ -45,7 +47,9 @@ class Damage:
             self.shards.add(shard)
 
     def lines(self) -> list[str]:
-        return [f"sample {i}: {'; '.join(dict.fromkeys(r))}" for i, r in sorted(self.samples.items())] + self.notes
+        record = ["checksums/plan (the plan's checksums) is damaged; --repair records them again"]
+        samples = [f"sample {i}: {'; '.join(dict.fromkeys(r))}" for i, r in sorted(self.samples.items())]
+        return samples + self.notes + (record if self.plan_record else [])
 
 
 def read_flags(root: zarr.Group, info: StoreInfo, damage: Damage) -> np.ndarray:
@@ -95,15 +99,18 @@ def _compare(info: StoreInfo, shard: int, seen: checksum.ShardSums, rec: checksu
 
 def check_plan(path: Path, root: zarr.Group, info: StoreInfo, d: Damage) -> None:
     """The plan chunks of every shard (done or not) and their copies, against the checksums of creation."""
+    names = info.plan_arrays()
     try:
         rec = np.asarray(root[fmt.CHECKSUMS]["plan"][:], dtype=np.int64)
     except Exception:
-        d.notes.append("checksums/plan (the plan's checksums) is unreadable; the plan cannot be checked")
-        return
-    names = info.plan_arrays()
+        rec = None
     for k in range(info.n_shards):
         main = checksum.meta_sums(path, root, names, k)
         copy = checksum.meta_sums(path, root, names, k, group=fmt.PLAN_COPY)
+        if rec is None or ((main == copy).all() and (main != rec[k]).any()):
+            # the plan and its copy agree with each other, not with the record: the record is what is damaged
+            d.plan_record = True
+            continue
         for j, name in enumerate(names):
             reason = _describe(int(rec[k, j]), int(main[j]), f"plan meta/{name} chunk {k}")
             if reason:
@@ -187,7 +194,7 @@ def find_damage(
     if info.has_checksums:
         check_checksums(p, root, info, done, d)
     else:
-        d.notes.append("format version 1: no checksums recorded; presence and decoding checked only")
+        d.warnings.append("format version 1: no checksums recorded; presence and decoding checked only")
     if decode:
         check_decoding(root, info, done, d)
     return d, done
@@ -211,6 +218,8 @@ def repair(path: str | Path, info: StoreInfo, damage: Damage) -> list[int]:
         data = checksum.read_bytes(checksum.chunk_file(p, f"{src}/{name}", root[src][name], (k,)))
         target = checksum.chunk_file(p, f"{dst}/{name}", root[dst][name], (k,))
         _replace(target, data)
+    if damage.plan_record:
+        checksum.record_plan(p, root, info)
     shards = sorted(damage.shards)
     for k in shards:
         for f in _task_files(p, root, info, k):

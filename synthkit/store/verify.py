@@ -55,21 +55,17 @@ def verify_store(path: str | Path, *, check_values: bool = True, repair: bool = 
         return rep
     damage, done = integrity.find_damage(path, root, info, decode=check_values)
     rep.damaged = sorted(damage.samples)
-    lines = damage.lines()
-    if info.has_checksums:
-        rep.errors.extend(lines)
-    else:  # version 1: the last line is the note that checksums are absent
-        rep.errors.extend(lines[:-1])
-        rep.warnings.append(lines[-1])
+    rep.errors.extend(damage.lines())
+    rep.warnings.extend(damage.warnings)
     unwritten = np.flatnonzero(~done)
     if unwritten.size:
         shown = ", ".join(map(str, unwritten[:10])) + (" …" if unwritten.size > 10 else "")
         rep.errors.append(f"{unwritten.size} of {info.n_shards} shards are not written: {shown}")
     if check_values:
         _check_values(root, info, done, rep)
-    if repair and (damage.shards or damage.plan or damage.plan_copy):
+    if repair and (damage.shards or damage.plan or damage.plan_copy or damage.plan_record):
         rep.repaired = integrity.repair(path, info, damage)
-        rep.restored = len(damage.plan | damage.plan_copy)
+        rep.restored = len(damage.plan | damage.plan_copy) + int(damage.plan_record)
     elif repair:
         rep.repaired = []
     return rep

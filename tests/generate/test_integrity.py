@@ -154,3 +154,13 @@ def test_the_reader_refuses_to_serve_zeros_for_a_missing_chunk(store):
     for read in (lambda: cohort[9], lambda: cohort.image(8), lambda: cohort.images([3, 10])):
         with pytest.raises(StoreError, match="chunk is missing"):
             read()
+
+
+def test_damaged_plan_checksums_are_recorded_again(capsys, store, reference, dask_address):
+    f = store / "checksums" / "plan" / "c" / "0" / "0"
+    data = bytearray(f.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    f.write_bytes(bytes(data))
+    code, text = cli(capsys, "verify", store)
+    assert code == 1 and "checksums/plan" in text and reported(text) == set(), text
+    repair_and_resume(capsys, store, reference, dask_address)
