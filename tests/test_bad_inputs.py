@@ -77,6 +77,9 @@ def _damaged_stores(root: Path, store: Path) -> None:
     data = bytearray(f.read_bytes())
     data[20:28] = b"\xff" * 8  # inside sample 0's blosc header
     f.write_bytes(bytes(data))
+    shutil.copytree(store, root / "flags.zarr")
+    f = root / "flags.zarr" / "shard_done" / "c" / "1"
+    f.write_bytes(f.read_bytes()[:4] + b"\xff" * 8)  # a done flag that does not decode
 
 
 def _rewrite(src: Path, dst: Path, edit) -> None:
@@ -250,6 +253,9 @@ def _integrity_cases(r: Path) -> list[tuple[str, list, int, str]]:
         ("verify: a plain file", ["verify", r / "important.txt"], 1, "important.txt"),
         ("export: a chunk that does not decode", ["export", r / "corrupt.zarr", out / "e3"], 1, "cannot be read"),
         ("inspect: a plain file", ["inspect", r / "important.txt"], 1, "important.txt"),
+        ("inspect: a done flag that does not decode", ["inspect", r / "flags.zarr"], 1, "shard_done is damaged"),
+        ("export: a done flag that does not decode", ["export", r / "flags.zarr", out / "e4"], 1, "shard_done"),
+        ("verify: a done flag that does not decode", ["verify", r / "flags.zarr"], 1, "done flag is unreadable"),
     ]
 
 

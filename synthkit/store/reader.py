@@ -52,8 +52,19 @@ def set_decode_threads(n: int) -> None:
         numcodecs.blosc.set_nthreads(n)
 
 
+def read_whole(root: zarr.Group, name: str) -> np.ndarray:
+    """All of ``root[name]``; a chunk that does not decode is one line, not a traceback."""
+    try:
+        return np.asarray(root[name][:])
+    except Exception as e:
+        first = (str(e).splitlines() or [""])[0][:200]
+        raise StoreError(
+            f"{name} is damaged ({type(e).__name__}: {first}); find and repair it with 'synthkit verify STORE --repair'"
+        ) from None
+
+
 def shard_done(root: zarr.Group) -> np.ndarray:
-    return np.asarray(root[fmt.SHARD_DONE][:], dtype=bool)
+    return read_whole(root, fmt.SHARD_DONE).astype(bool)
 
 
 class Cohort:
