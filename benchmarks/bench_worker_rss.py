@@ -5,7 +5,7 @@ Prints JSON lines: one per sample point (``{"done": …, "rss_mb": …}``, every
 after the first 5 % of the run (warm: model, templates, zarr and dask state loaded), at the end, the growth,
 and the slope of a least-squares line through the points after warm-up (kB per shard).
 
-Usage: ``nice -n 10 python benchmarks/bench_worker_rss.py [--n 20000] [--shard-size 32] [--spacing 8]``
+Usage: ``nice -n 10 python benchmarks/bench_worker_rss.py [--n 20000] [--shard-size 32] [--spacing 8] [--quick]``
 """
 
 from __future__ import annotations
@@ -44,7 +44,10 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=20000)
     ap.add_argument("--shard-size", type=int, default=32)
     ap.add_argument("--spacing", type=float, default=8.0)
+    ap.add_argument("--quick", action="store_true", help="2,000 samples (benchmarks/run.py --quick)")
     a = ap.parse_args()
+    if a.quick:
+        a.n = min(a.n, 2000)
     from synthkit.generate.engine import GenerateOptions, run
 
     points: list[tuple[int, float]] = []
