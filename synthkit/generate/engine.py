@@ -25,7 +25,7 @@ from synthkit.models.registry import load_generator
 from synthkit.seeding import retry_seed
 from synthkit.store import claims, writer
 from synthkit.store.format import StoreInfo
-from synthkit.store.reader import open_store, shard_done
+from synthkit.store.reader import open_store, read_whole, shard_done
 
 _MODELS: dict[tuple[Any, ...], Generator] = {}
 
@@ -250,7 +250,7 @@ def run(
     claims.clear(opts.out)
     writer.consolidate(opts.out)
     root, _ = open_store(opts.out)
-    extrap = int(np.asarray(root["meta"]["extrapolated"][:]).sum())
+    extrap = int(read_whole(root, "meta/extrapolated").sum())
     return GenerateResult(
         store=opts.out,
         n=info.n,
