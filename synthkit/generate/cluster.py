@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -94,13 +95,15 @@ def connect(
     check_cluster(cluster, cluster_config)
     if cluster == "local":
         _local_worker_environ(workers)
-        lc = LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        )
+        with warnings.catch_warnings():  # the scheduler's HTTP port taken by another cluster: it picks another
+            warnings.filterwarnings("ignore", message="Port .* is already in use", category=UserWarning)
+            lc = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
         return Client(lc), lc, f"local cluster, {workers} worker process(es)"
     if cluster.startswith("tcp://"):
         try:
