@@ -33,6 +33,8 @@ def read_meta(path: str | Path, what: str = "checkpoint") -> tuple[Path, dict[st
     p = Path(path)
     if not p.exists():
         raise CheckpointError(f"{p}: {what} not found")
+    if p.is_dir():
+        raise CheckpointError(f"{p}: is a folder, not a {what} file (.safetensors)")
     with open(p, "rb") as f:
         head = f.read(9)
     # A safetensors file starts with its header length (u64, little-endian) and then "{"; its first byte can be

@@ -61,7 +61,73 @@ def bed(tmp_path_factory, phantom_cohort):
     write_images(store, rng.random((4, *space.shape), dtype=np.float32), space, shard_size=2,
                  conditions={"age": np.array([50.0, 60, 70, 80])})
     (root / "junk.nii.gz").write_bytes(b"not a nifti at all")
+    (root / "important.txt").write_text("not a store")
+    _damaged_stores(root, store)
+    _edited_checkpoints(root)
+    _edited_brain_age_models(root, space)
     return root
+
+
+def _damaged_stores(root: Path, store: Path) -> None:
+    """Copies of the tiny store: one image shard deleted; one inner chunk overwritten (does not decode)."""
+    shutil.copytree(store, root / "deleted.zarr")
+    (root / "deleted.zarr" / "images" / "c" / "1" / "0" / "0" / "0").unlink()
+    shutil.copytree(store, root / "corrupt.zarr")
+    f = root / "corrupt.zarr" / "images" / "c" / "0" / "0" / "0" / "0"
+    data = bytearray(f.read_bytes())
+    data[20:28] = b"\xff" * 8  # inside sample 0's blosc header
+    f.write_bytes(bytes(data))
+    shutil.copytree(store, root / "flags.zarr")
+    f = root / "flags.zarr" / "shard_done" / "c" / "1"
+    f.write_bytes(f.read_bytes()[:4] + b"\xff" * 8)  # a done flag that does not decode
+
+
+def _rewrite(src: Path, dst: Path, edit) -> None:
+    """A copy of a safetensors file with its synthkit metadata edited (as a hostile or careless user might)."""
+    import json
+
+    from safetensors.numpy import load_file, save_file
+
+    from synthkit.safefile import read_meta
+
+    _, meta = read_meta(src)
+    arrays = load_file(str(src))
+    edited = edit(meta, arrays)  # a metadata edit returns None (or what dict.pop returns); an array edit the arrays
+    if isinstance(edited, dict) and all(isinstance(v, np.ndarray) for v in edited.values()):
+        arrays = edited
+    save_file(arrays, str(dst), metadata={"synthkit": json.dumps(meta)})
+
+
+def _edited_checkpoints(root: Path) -> None:
+    from synthkit.training.run import train
+
+    ck = train(root / "good.yaml", out=root / "run", device="cpu", progress=False, echo=lambda m: None).checkpoint
+    edits = {
+        "ck_kind": lambda m, a: m.update(kind="ldm"),
+        "ck_recipe": lambda m, a: m.pop("recipe"),
+        "ck_space": lambda m, a: m["space"].update(shape=[16, 24, 17]),
+        "ck_space_gone": lambda m, a: m.pop("space"),
+        "ck_steps": lambda m, a: m["recipe"].setdefault("sampling", {}).update(steps=1e9),
+    }
+    for name, edit in edits.items():
+        _rewrite(ck, root / f"{name}.safetensors", edit)
+
+
+def _edited_brain_age_models(root: Path, space) -> None:
+    from synthkit.data import phantom as ph
+    from synthkit.metrics.brain_age import PCARidgeBrainAge, save_brain_age
+
+    subjects = [ph.render(ph.draw_params(s), space) for s in range(12)]
+    x, y = np.stack([s.image for s in subjects]), np.array([s.params.age for s in subjects])
+    good = save_brain_age(root / "ba.safetensors", PCARidgeBrainAge(n_components=4).fit(x, y),
+                          space=space.to_dict(), metrics={"n": 0})
+    edits = {
+        "ba_shape": lambda m, a: {**a, "pca_components": a["pca_components"][:, :-7]},
+        "ba_kind": lambda m, a: m.update(kind="brain-age-cnn"),
+        "ba_space_gone": lambda m, a: m.pop("space"),
+    }
+    for name, edit in edits.items():
+        _rewrite(good, root / f"{name}.safetensors", edit)
 
 
 def _run(argv: list[str], capsys) -> tuple[int, str]:
@@ -139,6 +205,57 @@ def _cases(r: Path) -> list[tuple[str, list, int, str]]:
                                               r / "good.yaml", "--mode", "register"], 2, "--recipe"),
         ("preprocess: out is a file", ["preprocess", r / "good.csv", "--out", r / "good.csv"], 2, "not a folder"),
         ("phantom: --head with --shape", ["phantom", out / "h", "--head", "--shape", "8", "8", "8"], 2, "--shape"),
+        *_integrity_cases(r),
+    ]
+
+
+def _integrity_cases(r: Path) -> list[tuple[str, list, int, str]]:
+    """Issue 14: infinite or huge inputs, folders for files, bad spacing, edited model files, damaged stores."""
+    out = r / "out"
+    g = ["generate", "--n", "2", "--spacing", "8", "--out"]
+    ck = ["generate", "--n", "2", "--out", out / "ck.zarr", "--model"]
+    audit = ["audit", r / "tiny.zarr", "--reference", r / "good.csv", "--out"]
+    return [
+        ("generate: infinite condition", [*g, out / "g1.zarr", "-c", "age=1e999"], 2, "finite"),
+        ("generate: infinite distribution parameter", [*g, out / "g2.zarr", "-c", "age=normal(60,1e999)"], 2,
+         "finite"),
+        ("generate: --n beyond a plan", ["generate", "--n", "1000000000000", "--out", out / "g3.zarr"], 2,
+         "at most"),
+        ("generate: --model is a folder", ["generate", "--n", "2", "--out", out / "g4.zarr", "--model", r], 1,
+         "is a folder"),
+        ("generate: --conditions is a folder", [*g, out / "g5.zarr", "--conditions", r], 2, "is a folder"),
+        ("generate: --spacing 0", ["generate", "--n", "2", "--out", out / "g6.zarr", "--spacing", "0"], 2,
+         "--spacing"),
+        ("generate: --spacing -4", ["generate", "--n", "2", "--out", out / "g7.zarr", "--spacing", "-4"], 2,
+         "--spacing"),
+        ("generate: --spacing nan", ["generate", "--n", "2", "--out", out / "g8.zarr", "--spacing", "nan"], 2,
+         "--spacing"),
+        ("generate: --overwrite a plain file", [*g, r / "important.txt", "--overwrite"], 2, "not a synthkit store"),
+        ("generate: --resume a plain file", ["generate", "--out", r / "important.txt", "--resume"], 2,
+         "not a synthkit store"),
+        ("generate: checkpoint kind edited", [*ck, r / "ck_kind.safetensors"], 1, "'kind'"),
+        ("generate: checkpoint recipe removed", [*ck, r / "ck_recipe.safetensors"], 1, "'recipe'"),
+        ("generate: checkpoint space edited", [*ck, r / "ck_space.safetensors"], 1, "'space'"),
+        ("generate: checkpoint sampling steps 1e9", [*ck, r / "ck_steps.safetensors"], 1, "recipe.sampling.steps"),
+        ("sample: checkpoint space removed", ["sample", r / "ck_space_gone.safetensors", "--out", out / "s.png"], 1,
+         "'space'"),
+        ("sample: checkpoint is a folder", ["sample", r, "--out", out / "s2.png"], 1, "is a folder"),
+        ("audit: brain-age arrays of the wrong shape", [*audit, out / "a4", "--brain-age", r / "ba_shape.safetensors"],
+         1, "'space'"),
+        ("audit: brain-age kind edited", [*audit, out / "a5", "--brain-age", r / "ba_kind.safetensors"], 1, "'kind'"),
+        ("audit: brain-age space removed", [*audit, out / "a6", "--brain-age", r / "ba_space_gone.safetensors"], 1,
+         "'space'"),
+        ("audit: brain-age not a model file", [*audit, out / "a7", "--brain-age", r / "junk.nii.gz"], 1,
+         "junk.nii.gz"),
+        ("verify: an image shard deleted", ["verify", r / "deleted.zarr"], 1, "sample 2: images chunk is missing"),
+        ("verify: a chunk that does not decode", ["verify", r / "corrupt.zarr"], 1, "sample 0: images chunk"),
+        ("verify --quick: an image shard deleted", ["verify", r / "deleted.zarr", "--quick"], 1, "sample 3"),
+        ("verify: a plain file", ["verify", r / "important.txt"], 1, "important.txt"),
+        ("export: a chunk that does not decode", ["export", r / "corrupt.zarr", out / "e3"], 1, "cannot be read"),
+        ("inspect: a plain file", ["inspect", r / "important.txt"], 1, "important.txt"),
+        ("inspect: a done flag that does not decode", ["inspect", r / "flags.zarr"], 1, "shard_done is damaged"),
+        ("export: a done flag that does not decode", ["export", r / "flags.zarr", out / "e4"], 1, "shard_done"),
+        ("verify: a done flag that does not decode", ["verify", r / "flags.zarr"], 1, "done flag is unreadable"),
     ]
 
 
@@ -153,12 +270,17 @@ def test_bad_input_is_one_line_and_no_traceback(bed, capsys, name):
     assert code != 0, text
     if expected is not None:
         assert code == expected, (code, text)
+    if argv[0] == "verify":  # "error: …" lines, one per damaged sample
+        assert any(line.startswith("error: ") and fragment in line for line in text.splitlines()), text
+        return
     errors = [line for line in text.splitlines() if line.startswith("synthkit: error:")]
     assert len(errors) == 1, text
     assert fragment in errors[0], errors[0]
+    for folder in ("a4", "a5", "a6", "a7", "e3"):
+        assert not (bed / "out" / folder).exists(), f"a failed command left {folder}/ behind"
 
 
-def test_at_least_25_cases_across_the_commands():
+def test_at_least_40_cases_across_the_commands():
     commands = {c[1][0] for c in _cases(Path("."))}
-    assert len(CASE_NAMES) >= 25
-    assert {"manifest", "train", "generate", "audit", "segment", "export"} <= commands
+    assert len(CASE_NAMES) >= 40
+    assert {"manifest", "train", "generate", "audit", "segment", "export", "verify", "inspect", "sample"} <= commands

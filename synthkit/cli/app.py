@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -54,6 +57,23 @@ def _root(
     ] = False,
 ) -> None:
     """synthkit — synthetic brain MRI cohorts: train, generate, audit, import."""
+
+
+@contextmanager
+def no_empty_folder_on_failure(folder: Path) -> Iterator[None]:
+    """If the command fails, remove ``folder`` (and empty folders inside it) when it did not exist before and
+    holds no file: a failed command leaves nothing behind, and never removes a file."""
+    existed = folder.exists()
+    try:
+        yield
+    except BaseException:
+        if not existed and folder.is_dir():
+            for d in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+                with suppress(OSError):
+                    d.rmdir()  # only if empty
+            with suppress(OSError):
+                folder.rmdir()
+        raise
 
 
 def _error(message: str) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from synthkit.cli.app import AUDIT, app, console, err_console
+from synthkit.cli.app import AUDIT, app, console, err_console, no_empty_folder_on_failure
 from synthkit.errors import UsageError
 
 
@@ -46,19 +46,25 @@ def audit(
     r = load_audit_recipe(recipe) if recipe is not None else AuditRecipe()
     upd = {k: v for k, v in {"n_synthetic": n_synthetic, "n_pairs": n_pairs, "seed": seed}.items() if v is not None}
     r = r.model_copy(update=upd)
-    res = run_audit(
-        store,
-        reference,
-        out,
-        r,
-        med3d_weights=med3d_weights,
-        synthseg_model=synthseg_model,
-        brain_age=brain_age,
-        training=training,
-        show_training_ids=show_training_ids,
-        device=resolve_device(device),
-        echo=lambda m: console.print(m, markup=False, highlight=False),
-    )
+    dev = resolve_device(device)
+    if brain_age is not None:  # a bad model file fails now, not after the other metrics
+        from synthkit.metrics.brain_age import load_brain_age
+
+        load_brain_age(brain_age)
+    with no_empty_folder_on_failure(out):
+        res = run_audit(
+            store,
+            reference,
+            out,
+            r,
+            med3d_weights=med3d_weights,
+            synthseg_model=synthseg_model,
+            brain_age=brain_age,
+            training=training,
+            show_training_ids=show_training_ids,
+            device=dev,
+            echo=lambda m: console.print(m, markup=False, highlight=False),
+        )
     for w in res.report["warnings"]:
         err_console.print(f"warning: {w}", markup=False, highlight=False)
     print_audit(res.report)
@@ -100,18 +106,19 @@ def segment(
             if not p.exists():
                 raise UsageError(f"{p}: file not found")
             jobs.append((p.name.removesuffix(".gz").removesuffix(".nii"), p))
-    out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for name, src in track(jobs, description="segmenting", transient=True):
-        if isinstance(src, Path):
-            img, aff = load_nifti(src)
-        else:
-            cohort, pos = src  # type: ignore[misc]
-            img, aff = cohort.image(pos), cohort.space.affine_array
-        r = seg.segment(img, aff)
-        save_nifti(r.labels.astype("int16"), aff, out / f"{name}_labels.nii.gz", dtype="int16")
-        rows.append({"name": name, **r.volumes})
-    pd.DataFrame(rows).to_csv(out / "volumes.csv", index=False)
+    with no_empty_folder_on_failure(out):
+        out.mkdir(parents=True, exist_ok=True)
+        for name, src in track(jobs, description="segmenting", transient=True):
+            if isinstance(src, Path):
+                img, aff = load_nifti(src)
+            else:
+                cohort, pos = src  # type: ignore[misc]
+                img, aff = cohort.image(pos), cohort.space.affine_array
+            r = seg.segment(img, aff)
+            save_nifti(r.labels.astype("int16"), aff, out / f"{name}_labels.nii.gz", dtype="int16")
+            rows.append({"name": name, **r.volumes})
+        pd.DataFrame(rows).to_csv(out / "volumes.csv", index=False)
     console.print(f"[green]wrote[/green] {len(rows)} label maps and {out / 'volumes.csv'}")
 
 

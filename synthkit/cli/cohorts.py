@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from synthkit.cli.app import COHORTS, app, console, err_console
+from synthkit.cli.app import COHORTS, app, console, err_console, no_empty_folder_on_failure
 from synthkit.errors import UsageError
 
 
@@ -71,7 +71,8 @@ def generate(
     res = run(opts, echo=lambda m: console.print(m, markup=False, highlight=False))
     rate = res.n / res.seconds if res.shards_run == res.shards_total else None
     console.print(
-        f"[green]done[/green]: {res.store} — {res.n} samples ({res.shards_run} of {res.shards_total} shards run "
+        f"[green]done[/green]: {res.store} — {res.n} samples ({res.shards_written} of {res.shards_total} shards "
+        "written by this run "
         f"in {res.seconds:.1f} s{f', {rate:.1f} samples/s' if rate else ''}); "
         f"{res.failed_qc} failed QC; check it with: synthkit verify {res.store}"
     )
@@ -103,21 +104,36 @@ def inspect(store: Annotated[Path, typer.Argument(help="A cohort store.")]) -> N
 @app.command(rich_help_panel=COHORTS)
 def verify(
     store: Annotated[Path, typer.Argument(help="A cohort store.")],
-    quick: Annotated[bool, typer.Option("--quick", help="Structure and completeness only; skip voxel checks.")] = False,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Done flags and chunk checksums only; decode nothing, skip voxel checks.")
+    ] = False,
+    repair: Annotated[
+        bool,
+        typer.Option("--repair", help="Mark damaged shards not done (then: synthkit generate --out STORE --resume)."),
+    ] = False,
 ) -> None:
-    """Check a store: missing shards, NaNs, shape/metadata mismatches (exit 1 on any error)."""
+    """Check a store: every chunk present, intact (checksums) and decodable, no missing shards, NaNs or
+    shape/metadata mismatches. Each damaged sample is named by index; exit 1 on any error."""
     from synthkit.store.verify import verify_store
 
-    rep = verify_store(store, check_values=not quick)
+    rep = verify_store(store, check_values=not quick, repair=repair)
     for w in rep.warnings:
         err_console.print(f"warning: {w}", markup=False, highlight=False)
+    for e in rep.errors:
+        err_console.print(f"error: {e}", markup=False, highlight=False)
+    if rep.repaired or rep.restored:
+        console.print(
+            f"repaired: {len(rep.damaged)} damaged sample(s); {rep.restored} plan chunk(s) restored from their "
+            f"copy; {len(rep.repaired or [])} shard(s) marked not done — finish with: "
+            f"synthkit generate --out {store} --resume",
+            markup=False,
+            highlight=False,
+        )
+        return
     if not rep.ok:
-        for e in rep.errors:
-            err_console.print(f"error: {e}", markup=False, highlight=False)
         raise typer.Exit(1)
-    console.print(
-        f"[green]{store}: OK[/green] ({rep.n_checked} samples checked)" if not quick else f"[green]{store}: OK[/green]"
-    )
+    checked = f" ({rep.n_checked} samples checked)" if not quick else " (flags and checksums)"
+    console.print(f"[green]{store}: OK[/green]{checked}")
 
 
 @app.command(rich_help_panel=COHORTS)
@@ -132,5 +148,6 @@ def export(
 
     cohort = open_cohort(store, allow_incomplete=True)
     chosen = parse_indices(indices, len(cohort))
-    files = export_nifti(store, out, chosen)
+    with no_empty_folder_on_failure(out):
+        files = export_nifti(store, out, chosen)
     console.print(f"[green]wrote[/green] {len(files)} NIfTI file(s) and conditions.csv to {out}")

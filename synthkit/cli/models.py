@@ -112,13 +112,13 @@ def sample(
 ) -> None:
     """Draw a few samples for a quick look (PNG of orthogonal mid-slices)."""
     from synthkit.data.io import save_nifti
+    from synthkit.generate.checkpoint import checkpoint_errors, load_checked
     from synthkit.generate.engine import resolve_device
     from synthkit.generate.plan import ConditionSpec, make_plan
-    from synthkit.models.registry import load_generator
     from synthkit.viz import slice_grid
 
     dev = resolve_device(device)
-    gen = load_generator(checkpoint, device=dev)
+    gen = load_checked(checkpoint, device=dev)
     if sampler is not None or steps is not None or guidance_scale is not None:
         if not hasattr(gen, "sampling"):
             raise UsageError("--sampler/--steps/--guidance-scale apply to diffusion checkpoints only")
@@ -136,7 +136,8 @@ def sample(
     plan = make_plan(
         n, seed, condition_names=gen.condition_names, distribution=getattr(gen, "covariates", None), specs=specs
     )
-    s = gen.sample(n, seeds=[int(x) for x in plan.seeds], conditions=plan.conditions, device=dev)
+    with checkpoint_errors(checkpoint):
+        s = gen.sample(n, seeds=[int(x) for x in plan.seeds], conditions=plan.conditions, device=dev)
     titles = [", ".join(f"{k}={v[i]:.4g}" for k, v in plan.conditions.items()) for i in range(n)]
     slice_grid(list(s.images), out, titles=titles, suptitle=f"{gen.kind}: {Path(str(checkpoint)).name}")
     if nifti is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,9 @@ def _local_worker_environ(workers: int) -> None:
     Setting the malloc variable turns off glibc's dynamic mmap threshold, so every array above 128 KB is mmap'd
     and page-faulted afresh: measured here, phantom sampling ran ~20 % slower in a worker than in a plain
     process (9.0–9.7 vs 11.7 samples/s), and as fast once the variable was left unset (11.3).
+
+    The workers' statistical profiler is off: its call-tree records grew the worker by ~100 kB per shard of
+    32 phantoms at 8 mm (RSS +5–8 MB over 2,000 samples; +1.6 MB without it, benchmarks/bench_worker_rss.py).
     """
     import os
 
@@ -66,7 +70,7 @@ def _local_worker_environ(workers: int) -> None:
     env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
     env.pop("MALLOC_TRIM_THRESHOLD_", None)
     env.update({k: threads for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
-    dask.config.set({"distributed.nanny.pre-spawn-environ": env})
+    dask.config.set({"distributed.nanny.pre-spawn-environ": env, "distributed.worker.profile.enabled": False})
 
 
 def check_cluster(cluster: str, cluster_config: str | Path | None) -> None:
@@ -91,13 +95,15 @@ def connect(
     check_cluster(cluster, cluster_config)
     if cluster == "local":
         _local_worker_environ(workers)
-        lc = LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        )
+        with warnings.catch_warnings():  # the scheduler's HTTP port taken by another cluster: it picks another
+            warnings.filterwarnings("ignore", message="Port .* is already in use", category=UserWarning)
+            lc = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
         return Client(lc), lc, f"local cluster, {workers} worker process(es)"
     if cluster.startswith("tcp://"):
         try:

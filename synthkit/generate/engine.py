@@ -10,56 +10,22 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from synthkit.errors import StoreError, SynthkitError, UsageError
-from synthkit.generate.plan import ConditionSpec, make_plan, read_conditions_csv
+from synthkit.generate.options import GenerateOptions, GenerateResult, ModelSpec, QCConfig
+from synthkit.generate.prepare import prepare_store
+from synthkit.generate.progress import Progress
 from synthkit.models.base import Generator, Samples
 from synthkit.models.registry import load_generator
 from synthkit.seeding import retry_seed
-from synthkit.store import writer
+from synthkit.store import claims, writer
 from synthkit.store.format import StoreInfo
-from synthkit.store.reader import open_store, shard_done
-
-
-@dataclass(frozen=True)
-class QCConfig:
-    """What makes a sample implausible; failing ones are regenerated from derived retry seeds."""
-
-    max_retries: int = 3
-    foreground_threshold: float = 0.05  # a voxel above this intensity is foreground
-    min_foreground: float = 0.02  # fraction of the volume
-    max_foreground: float = 0.95
-    min_std: float = 1e-3  # a constant image is implausible
-
-    def check(self, image: np.ndarray) -> str | None:
-        """None if plausible, else the reason."""
-        if not np.all(np.isfinite(image)):
-            return "non-finite voxels"
-        if image.min() < -0.01 or image.max() > 1.01:
-            return f"intensities outside [0, 1] ({image.min():.3g}..{image.max():.3g})"
-        fg = float(np.mean(image > self.foreground_threshold))
-        if not self.min_foreground <= fg <= self.max_foreground:
-            return f"foreground fraction {fg:.3f} outside [{self.min_foreground}, {self.max_foreground}]"
-        if float(image.std()) < self.min_std:
-            return "nearly constant image"
-        return None
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """How a worker loads the model: picklable and small."""
-
-    model: str
-    spacing: float | None = None
-
-    def key(self) -> tuple[str, float | None]:
-        return (self.model, self.spacing)
-
+from synthkit.store.reader import open_store, read_whole, shard_done
 
 _MODELS: dict[tuple[Any, ...], Generator] = {}
 
@@ -178,13 +144,48 @@ def warm_worker(spec: ModelSpec, device: str) -> str:
     return device
 
 
+def run_shard_reporting(shard: int, job: ShardJob) -> dict[str, Any]:
+    """:func:`run_shard`, with a failure returned as ``{"error": ...}`` instead of raised: the client then stops
+    the run and says it once, where a raising task would log a "Compute Failed" traceback on every worker."""
+    try:
+        return run_shard(shard, job)
+    except Exception as e:
+        first = (str(e).splitlines() or [""])[0][:300]
+        return {"shard": shard, "error": f"{type(e).__name__}: {first}"}
+
+
 def run_shard(shard: int, job: ShardJob) -> dict[str, Any]:
-    """One dask task: generate, QC and write one whole shard, then mark it done (skipped if already done)."""
+    """One dask task: claim the shard, generate, QC and write it whole, mark it done, release the claim.
+    Skipped when the shard is done, or claimed by another live run (``claimed_by``: that run's pid and host)."""
     t0 = time.perf_counter()
-    store, spec, device = job.store, job.spec, job.device
+    store = job.store
     root, info = open_store(store)
+    skipped = {"shard": shard, "n": 0, "skipped": True, "seconds": 0.0, "failed_qc": 0}
     if shard_done(root)[shard]:
-        return {"shard": shard, "n": 0, "skipped": True, "seconds": 0.0, "failed_qc": 0}
+        return skipped
+    other = claims.claim(store, shard)
+    if other is not None:
+        return {**skipped, "claimed_by": other}
+    try:
+        if shard_done(root)[shard]:  # finished by another run between the check and the claim
+            return skipped
+        failed = _generate_shard(shard, job, info, root)
+    finally:
+        claims.release(store, shard)
+    a, b = info.shard_range(shard)
+    return {
+        "shard": shard,
+        "n": b - a,
+        "skipped": False,
+        "seconds": time.perf_counter() - t0,
+        "failed_qc": failed,
+        "pid": os.getpid(),
+    }
+
+
+def _generate_shard(shard: int, job: ShardJob, info: StoreInfo, root: Any) -> int:
+    """Generate, QC and write one shard; returns how many samples failed QC."""
+    store, spec, device = job.store, job.spec, job.device
     a, b = info.shard_range(shard)
     meta = root["meta"]
     seeds = [int(s) for s in meta["seed"][a:b]]
@@ -204,166 +205,7 @@ def run_shard(shard: int, job: ShardJob) -> dict[str, Any]:
         qc_pass=passed,
         measures=samples.measures,
     )
-    return {
-        "shard": shard,
-        "n": b - a,
-        "skipped": False,
-        "seconds": time.perf_counter() - t0,
-        "failed_qc": int((~passed).sum()),
-        "pid": os.getpid(),
-    }
-
-
-@dataclass
-class GenerateOptions:
-    out: Path
-    model: str | None = None
-    n: int | None = None
-    shard_size: int = 32
-    batch_size: int = 8
-    seed: int = 0
-    workers: int = 1
-    device: str = "auto"
-    cluster: str = "local"
-    cluster_config: Path | None = None
-    resume: bool = False
-    overwrite: bool = False
-    dtype: str = "float16"
-    codec: str = "zstd"
-    spacing: float | None = None
-    conditions_csv: Path | None = None
-    condition_specs: list[str] = field(default_factory=list)
-    qc: QCConfig = field(default_factory=QCConfig)
-
-
-@dataclass
-class GenerateResult:
-    store: Path
-    n: int
-    shards_run: int
-    shards_total: int
-    seconds: float
-    failed_qc: int
-    generator: str
-    extrapolated: int
-    #: seconds from the first task's submission to the last one's completion (no planning, no cluster start)
-    generation_seconds: float = 0.0
-
-
-def prepare_store(opts: GenerateOptions, echo: Callable[[str], None] = print) -> tuple[StoreInfo, ModelSpec]:
-    """Create the store with its plan (or check it for ``--resume``); returns its info and the model spec."""
-    if opts.resume and opts.overwrite:
-        raise UsageError("--resume and --overwrite exclude each other")
-    if opts.resume:
-        if not writer.is_store(opts.out):
-            raise UsageError(f"--resume: {opts.out} is not a synthkit store")
-        _, info = open_store(opts.out)
-        stored = info.generator
-        spec = ModelSpec(model=stored["model"], spacing=stored.get("spacing"))
-        _check_resume(opts, info, spec)
-        if stored.get("checkpoint_sha256"):
-            from synthkit.models.base import file_sha256
-
-            if not Path(spec.model).exists() or file_sha256(spec.model) != stored["checkpoint_sha256"]:
-                raise StoreError(f"--resume: checkpoint {spec.model} is missing or changed since the store was created")
-        return info, spec
-
-    model = opts.model or "phantom"
-    if opts.shard_size < 1 or opts.batch_size < 1 or opts.workers < 1:
-        raise UsageError("--shard-size, --batch-size and --workers must be at least 1")
-    if opts.dtype not in ("float16", "uint8"):
-        raise UsageError(f"--dtype {opts.dtype!r}: expected float16 or uint8")
-    if opts.codec not in ("zstd", "lz4"):
-        raise UsageError(f"--codec {opts.codec!r}: expected zstd or lz4")
-    if opts.out.exists() and not opts.overwrite:
-        raise UsageError(f"{opts.out} already exists; use --resume to finish it or --overwrite to replace it")
-    spec = ModelSpec(model=str(Path(model).resolve()) if model != "phantom" else "phantom", spacing=opts.spacing)
-    gen = load_generator(spec.model, spacing=spec.spacing, device="cpu")
-    specs = [ConditionSpec.parse(s) for s in opts.condition_specs]
-    if opts.conditions_csv is not None and specs:
-        raise UsageError("--conditions and --condition exclude each other")
-    table = read_conditions_csv(opts.conditions_csv, gen.condition_names, opts.n) if opts.conditions_csv else None
-    n = opts.n if opts.n is not None else (len(next(iter(table.values()))) if table else None)
-    if n is None:
-        raise UsageError("--n is required (or give --conditions CSV, one row per sample)")
-    plan = make_plan(
-        n,
-        opts.seed,
-        condition_names=gen.condition_names,
-        distribution=getattr(gen, "covariates", None),
-        specs=specs,
-        table=table,
-    )
-    probe = gen.sample(1, seeds=[int(plan.seeds[0])], conditions={k: v[:1] for k, v in plan.conditions.items()})
-    info = StoreInfo(
-        space=gen.space,
-        n=n,
-        shard_size=min(opts.shard_size, n),
-        dtype=opts.dtype,
-        codec=opts.codec,
-        root_seed=opts.seed,
-        condition_names=plan.condition_names,
-        measure_names=sorted(probe.measures),
-        has_labels=probe.labels is not None,
-        generator={**gen.describe(), "model": spec.model, "spacing": spec.spacing},
-        qc=asdict(opts.qc),
-        versions=_versions(),
-    )
-    try:
-        writer.create_store(
-            opts.out,
-            info,
-            conditions=plan.conditions,
-            seeds=plan.seeds,
-            extrapolated=plan.extrapolated,
-            overwrite=opts.overwrite,
-        )
-    except StoreError as e:
-        raise UsageError(str(e)) from None
-    if plan.extrapolated.any():
-        echo(
-            f"note: {int(plan.extrapolated.sum())} samples request conditions outside the model's training range "
-            "(meta/extrapolated)"
-        )
-    return info, spec
-
-
-def _check_resume(opts: GenerateOptions, info: StoreInfo, spec: ModelSpec) -> None:
-    clashes = []
-    if opts.n is not None and opts.n != info.n:
-        clashes.append(f"--n {opts.n} (store: {info.n})")
-    if opts.model is not None and opts.model != "phantom" and str(Path(opts.model).resolve()) != spec.model:
-        clashes.append(f"--model {opts.model} (store: {spec.model})")
-    if opts.model == "phantom" and spec.model != "phantom":
-        clashes.append(f"--model phantom (store: {spec.model})")
-    if opts.spacing is not None and opts.spacing != spec.spacing:
-        clashes.append(f"--spacing {opts.spacing} (store: {spec.spacing})")
-    if opts.condition_specs or opts.conditions_csv:
-        clashes.append("conditions (a store's plan is fixed at creation)")
-    if clashes:
-        raise UsageError("--resume continues the store as it was planned; these differ: " + "; ".join(clashes))
-
-
-def _versions() -> dict[str, str]:
-    import dask
-    import numpy
-    import zarr
-
-    from synthkit.version import __version__
-
-    v = {
-        "synthkit": __version__,
-        "numpy": numpy.__version__,
-        "zarr": zarr.__version__,
-        "dask": dask.__version__,
-    }
-    try:
-        import torch
-
-        v["torch"] = torch.__version__
-    except ImportError:  # pragma: no cover
-        pass
-    return v
+    return int((~passed).sum())
 
 
 def run(
@@ -372,127 +214,147 @@ def run(
     echo: Callable[[str], None] = print,
     progress: bool = True,
 ) -> GenerateResult:
-    """Plan (or resume), run every unfinished shard on dask, consolidate. Ctrl-C leaves a resumable store."""
-    from dask.distributed import as_completed
-
-    from synthkit.generate.cluster import check_cluster, connect
+    """Plan (or resume), reach the cluster, put a new store in place, run every unfinished shard on dask,
+    consolidate. A new store replaces ``opts.out`` only once its plan is written and the cluster is reachable;
+    Ctrl-C leaves a resumable store."""
+    from synthkit.generate.cluster import check_cluster
 
     t0 = time.perf_counter()
     device = resolve_device(opts.device)  # every check of what the user typed comes before the store exists
     check_cluster(opts.cluster, opts.cluster_config)
-    info, spec = prepare_store(opts, echo)
-    root, _ = open_store(opts.out)
-    pending = [int(k) for k in np.flatnonzero(~shard_done(root))]
-    total = info.n_shards
-    kind = info.generator.get("kind", "?")
-    what = (
-        f"built-in phantom, {info.space.describe()}" if spec.model == "phantom" else f"{kind}, {info.space.describe()}"
-    )
-    echo(
-        f"model: {spec.model} ({what}); "
-        f"{info.n} samples in {total} shards of {info.shard_size}; {len(pending)} shard(s) to run"
-    )
-    failed_qc = 0
-    gen_seconds = 0.0
-    if pending:
-        client, cluster, where = connect(opts.cluster, workers=opts.workers, cluster_config=opts.cluster_config)
-        echo(f"running on {where}, device {device}")
-        futures = []
-        try:
-            client.wait_for_workers(1, timeout=600)
-            client.run(warm_worker, spec, device)  # workers that join later load the model on first use
-            job = ShardJob(str(opts.out), spec, opts.batch_size, device, opts.qc)
-            t_submit = time.perf_counter()
-            futures = client.map(run_shard, pending, job=job, pure=False, retries=2)
-            done_samples = sum(
-                info.shard_range(k)[1] - info.shard_range(k)[0] for k in range(total) if k not in pending
-            )
-            with _progress(progress) as bar:
-                task = bar.add_task("generating", total=info.n, completed=done_samples, start=done_samples)
-                for fut in as_completed(futures):
-                    result = fut.result()
-                    failed_qc += result["failed_qc"]
-                    bar.update(task, advance=result["n"])
-            gen_seconds = time.perf_counter() - t_submit
-        except KeyboardInterrupt:
-            client.cancel(futures)
-            raise SynthkitError(
-                f"interrupted; finished shards are kept — continue with: synthkit generate --out {opts.out} --resume"
-            ) from None
-        except Exception as e:
-            if isinstance(e, SynthkitError):
-                raise
-            raise SynthkitError(
-                f"a generation task failed ({type(e).__name__}: {e}); finished shards are kept, continue with --resume"
-            ) from None
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
-    root, _ = open_store(opts.out)
-    if not shard_done(root).all():
+    info, spec, staged = prepare_store(opts, echo)
+    conn = None
+    try:
+        pending = list(range(info.n_shards)) if staged else [int(k) for k in np.flatnonzero(~_flags(opts.out))]
+        kind = info.generator.get("kind", "?")
+        where = info.space.describe()
+        what = f"built-in phantom, {where}" if spec.model == "phantom" else f"{kind}, {where}"
+        echo(
+            f"model: {spec.model} ({what}); "
+            f"{info.n} samples in {info.n_shards} shards of {info.shard_size}; {len(pending)} shard(s) to run"
+        )
+        conn = _connect(opts, echo, device) if pending else None
+        if staged is not None:
+            writer.install_store(staged, opts.out, overwrite=opts.overwrite)
+    except BaseException as e:
+        writer.discard_staged(staged)
+        if conn is not None:
+            _close(conn)
+        if isinstance(e, StoreError) and staged is not None:
+            raise UsageError(str(e)) from None
+        raise
+    ran = _run_pending(conn, opts, info, spec, device, pending, progress) if conn else (0, 0.0, 0)
+    failed_qc, gen_seconds, written = ran
+    if not _flags(opts.out).all():
         raise StoreError(f"{opts.out}: some shards are still unwritten; continue with --resume")
+    claims.clear(opts.out)
     writer.consolidate(opts.out)
-    extrap = int(np.asarray(root["meta"]["extrapolated"][:]).sum())
+    root, _ = open_store(opts.out)
+    extrap = int(read_whole(root, "meta/extrapolated").sum())
     return GenerateResult(
         store=opts.out,
         n=info.n,
         shards_run=len(pending),
-        shards_total=total,
+        shards_total=info.n_shards,
         seconds=time.perf_counter() - t0,
         failed_qc=failed_qc,
         generator=kind,
         extrapolated=extrap,
         generation_seconds=gen_seconds,
+        shards_written=written,
     )
 
 
-class _progress:
-    """A rich progress bar with samples/s and ETA (or nothing)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-
-    def __enter__(self):
-        if not self.enabled:
-            return _NoBar()
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            ProgressColumn,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-        from rich.text import Text
-
-        class Speed(ProgressColumn):
-            def render(self, task: Any) -> Text:  # average since the start: shards finish in bursts
-                done = task.completed - task.fields.get("start", 0)
-                speed = done / task.elapsed if task.elapsed and done > 0 else None
-                return Text(f"{speed:6.2f} samples/s" if speed else "   ... samples/s")
-
-        self.bar = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            Speed(),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-        )
-        self.bar.__enter__()
-        return self.bar
-
-    def __exit__(self, *exc: object) -> None:
-        if self.enabled:
-            self.bar.__exit__(*exc)
+def _flags(store: Path) -> np.ndarray:
+    root, _ = open_store(store)
+    return shard_done(root)
 
 
-class _NoBar:
-    def add_task(self, *a: Any, **k: Any) -> int:
-        return 0
+def _connect(opts: GenerateOptions, echo: Callable[[str], None], device: str) -> tuple[Any, Any]:
+    from synthkit.generate.cluster import connect
 
-    def update(self, *a: Any, **k: Any) -> None:
-        pass
+    client, cluster, where = connect(opts.cluster, workers=opts.workers, cluster_config=opts.cluster_config)
+    echo(f"running on {where}, device {device}")
+    return client, cluster
+
+
+def _close(conn: tuple[Any, Any]) -> None:
+    client, cluster = conn
+    client.close()
+    if cluster is not None:
+        cluster.close()
+
+
+def _run_pending(
+    conn: tuple[Any, Any],
+    opts: GenerateOptions,
+    info: StoreInfo,
+    spec: ModelSpec,
+    device: str,
+    pending: list[int],
+    progress: bool,
+) -> tuple[int, float, int]:
+    """Run the pending shards on the cluster, then wait for those another run has claimed (taking over any
+    whose claim goes stale). Returns (samples that failed QC, seconds of generation, shards this run wrote)."""
+    client, _ = conn
+    futures: list[Any] = []
+    stats = {"failed_qc": 0, "written": 0}
+    try:
+        client.wait_for_workers(1, timeout=600)
+        client.run(warm_worker, spec, device)  # workers that join later load the model on first use
+        job = ShardJob(str(opts.out), spec, opts.batch_size, device, opts.qc)
+        t_submit = time.perf_counter()
+        futures = client.map(run_shard_reporting, pending, job=job, pure=False)
+        done_samples = info.n - sum(b - a for a, b in map(info.shard_range, pending))
+        with Progress(progress) as bar:
+            task = bar.add_task("generating", total=info.n, completed=done_samples, start=done_samples)
+            claimed = _collect(futures, opts, stats, lambda n: bar.update(task, advance=n))
+            while claimed:  # shards another live run is writing
+                time.sleep(0.5)
+                done = _flags(opts.out)
+                for k in [k for k in claimed if done[k]]:
+                    claimed.remove(k)
+                    a, b = info.shard_range(k)
+                    bar.update(task, advance=b - a)
+                stale = [k for k in claimed if not claims.is_live(claims.owner(opts.out, k))]
+                if stale:
+                    claimed -= set(stale)
+                    futures = client.map(run_shard_reporting, stale, job=job, pure=False)
+                    claimed |= _collect(futures, opts, stats, lambda n: bar.update(task, advance=n))
+        return stats["failed_qc"], time.perf_counter() - t_submit, stats["written"]
+    except KeyboardInterrupt:
+        client.cancel(futures)
+        raise SynthkitError(
+            f"interrupted; finished shards are kept — continue with: synthkit generate --out {opts.out} --resume"
+        ) from None
+    except Exception as e:
+        client.cancel(futures)
+        if isinstance(e, SynthkitError):
+            raise
+        raise SynthkitError(
+            f"a generation task failed ({type(e).__name__}: {e}); finished shards are kept, continue with --resume"
+        ) from None
+    finally:
+        _close(conn)
+
+
+def _collect(futures: list[Any], opts: GenerateOptions, stats: dict[str, int], advance: Callable[[int], Any]) -> set:
+    """Wait for shard tasks; the first failure stops the run with one line. Returns the shards claimed by
+    another run."""
+    from dask.distributed import as_completed
+
+    claimed = set()
+    for fut in as_completed(futures):
+        result = fut.result()
+        if "error" in result:
+            raise SynthkitError(
+                f"shard {result['shard']} failed ({result['error']}); finished shards are kept, "
+                f"continue with: synthkit generate --out {opts.out} --resume"
+            )
+        if "claimed_by" in result:
+            claimed.add(result["shard"])
+            continue
+        stats["failed_qc"] += result["failed_qc"]
+        stats["written"] += 0 if result["skipped"] else 1
+        advance(result["n"])
+    return claimed

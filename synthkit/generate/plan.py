@@ -46,6 +46,8 @@ class ConditionSpec:
             )
         name, value = m["name"], m["value"].replace(" ", "")
         if _CONST.match(value):
+            if not np.isfinite(float(value)):
+                raise UsageError(f"--condition {text!r}: {value} is not a finite number")
             return cls(name, "const", float(value))
         f = _FUNC.match(value)
         if f is None:
@@ -53,6 +55,8 @@ class ConditionSpec:
                 f"--condition {text!r}: {value!r} is not a number, uniform(a,b), normal(m,s) or linspace(a,b)"
             )
         a, b = float(f["a"]), float(f["b"])
+        if not (np.isfinite(a) and np.isfinite(b)):
+            raise UsageError(f"--condition {text!r}: every parameter must be a finite number")
         if f["fn"] == "uniform" and not a < b:
             raise UsageError(f"--condition {text!r}: uniform(a,b) needs a < b")
         if f["fn"] == "normal" and b <= 0:
@@ -87,6 +91,8 @@ def read_conditions_csv(path: str | Path, allowed: Sequence[str], n: int | None)
     p = Path(path)
     if not p.exists():
         raise UsageError(f"--conditions {p}: file not found")
+    if p.is_dir():
+        raise UsageError(f"--conditions {p}: is a folder, not a CSV file")
     try:
         table = pd.read_csv(p)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
@@ -112,6 +118,21 @@ def read_conditions_csv(path: str | Path, allowed: Sequence[str], n: int | None)
     return out
 
 
+#: the most samples one store plans: the plan (conditions, seeds) is drawn and written in one go at creation,
+#: ~40 bytes a sample in memory (4 GB here), and each shard of 32 is a few files
+MAX_SAMPLES = 100_000_000
+
+
+def check_n(n: int) -> None:
+    if n < 1:
+        raise UsageError(f"--n must be at least 1, got {n}")
+    if n > MAX_SAMPLES:
+        raise UsageError(
+            f"--n {n}: a store plans at most {MAX_SAMPLES:,} samples (its plan is written in one go at creation); "
+            "split the cohort into several stores with different --seed"
+        )
+
+
 def make_plan(
     n: int,
     root_seed: int,
@@ -122,8 +143,7 @@ def make_plan(
     table: Mapping[str, np.ndarray] | None = None,
 ) -> Plan:
     """Draw the plan of a run (see module docstring)."""
-    if n < 1:
-        raise UsageError(f"--n must be at least 1, got {n}")
+    check_n(n)
     allowed = list(condition_names)
     for s in specs:
         if s.name not in allowed:
@@ -142,6 +162,9 @@ def make_plan(
         # the rest is drawn jointly, from training groups that fit the requested values (data/covariates.py)
         drawn = distribution.sample(n, rng, given=conditions)
         conditions.update({k: v for k, v in drawn.items() if k in allowed and k not in conditions})
+    for k, v in conditions.items():
+        if not np.isfinite(v).all():
+            raise UsageError(f"--condition {k}: the values drawn are not all finite (parameters too large)")
     if "sex" in conditions and not np.isin(conditions["sex"], (0.0, 1.0)).all():
         raise UsageError("sex must be 0 (female) or 1 (male) for every sample")
     ordered = {k: conditions[k] for k in allowed if k in conditions}

@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from synthkit.errors import CheckpointError
+from synthkit.errors import CheckpointError, SynthkitError
 from synthkit.safefile import load_numpy, save_numpy
+from synthkit.space import ImageSpace
 
 
 def downsample(images: np.ndarray, factor: int) -> np.ndarray:
@@ -184,12 +185,40 @@ def save_brain_age(path: str | Path, model: PCARidgeBrainAge | CNNBrainAge, *, s
 
 
 def load_brain_age(path: str | Path) -> tuple[PCARidgeBrainAge | CNNBrainAge, dict[str, Any]]:
-    """A brain-age model and its metadata (space, held-out metrics); pickles are refused."""
+    """A brain-age model and its metadata (space, held-out metrics); pickles are refused. Edited metadata (kind,
+    params, space) or arrays that do not fit it are one error naming the file and field: the model predicts one
+    blank image of its space before it is returned."""
     arrays, meta = load_numpy(path, "brain-age model")
     kind = str(meta["kind"]).removeprefix("brain-age-")
     if kind not in KINDS:
         raise CheckpointError(f"{path}: not a brain-age model (kind {meta['kind']!r})")
-    return KINDS[kind].from_arrays(arrays, meta.get("params", {})), meta
+    if "space" not in meta:
+        raise CheckpointError(f"{path}: metadata field 'space' is missing")
+    try:
+        space = ImageSpace.from_dict(meta["space"])
+    except SynthkitError as e:
+        raise CheckpointError(f"{path}: metadata field 'space' is invalid ({e})") from None
+    params = meta.get("params", {})
+    if not isinstance(params, dict):
+        raise CheckpointError(f"{path}: metadata field 'params' is not a mapping")
+    try:
+        model = KINDS[kind].from_arrays(arrays, params)
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        what = f"array or parameter {e.args[0]!r} is missing" if isinstance(e, KeyError) else _first_line(e)
+        raise CheckpointError(f"{path}: its arrays do not fit metadata fields 'kind'/'params' ({what})") from None
+    try:
+        pred = model.predict(np.zeros((1, *space.shape), np.float32))
+    except Exception as e:  # any shape mismatch between arrays and space, whichever library raises it
+        raise CheckpointError(
+            f"{path}: its arrays do not fit metadata field 'space' ({space.describe()}; {_first_line(e)})"
+        ) from None
+    if not np.isfinite(pred).all():
+        raise CheckpointError(f"{path}: predicts a non-finite age for a blank image (arrays edited?)")
+    return model, meta
+
+
+def _first_line(e: BaseException) -> str:
+    return f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:160]}"
 
 
 def regression_stats(true: np.ndarray, pred: np.ndarray) -> dict[str, float]:

@@ -16,6 +16,7 @@ ResNet-10, named ``random-features-resnet10-seed0`` in every report — a usable
 from __future__ import annotations
 
 import hashlib
+import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,6 +205,12 @@ def load_medicalnet(path: str | Path, depth: int | None = None, device: str = "c
     try:
         raw = torch.load(str(p), map_location="cpu", weights_only=True)
     except Exception as e:  # weights_only refuses pickled code; zip/pickle errors for damaged files
+        if isinstance(e, pickle.UnpicklingError) or "Weights only load failed" in str(e):
+            # torch's own message goes on to suggest weights_only=False, i.e. turning the safety off: not relayed
+            raise CheckpointError(
+                f"{p}: refused — it holds pickled Python objects besides tensors, which synthkit never loads "
+                "(unpickling can run code); save its state dict of tensors alone, on a machine you trust"
+            ) from None
         raise CheckpointError(
             f"{p}: not a loadable weights file ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
         ) from None

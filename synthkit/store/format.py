@@ -1,4 +1,4 @@
-"""The cohort store format, version 1 (``docs/store-format.md`` is the full specification).
+"""The cohort store format, version 2 (``docs/store-format.md`` is the full specification).
 
 A zarr v3 group::
 
@@ -8,6 +8,9 @@ A zarr v3 group::
     meta/<name> (N,)          float64 conditions and measures; seed uint64; qc_attempts uint8; qc_pass bool;
                               extrapolated bool; chunks (S,)
     shard_done  (N_shards,)   bool, chunks (1,): written last by the one task that wrote that shard
+    checksums/  (version 2) CRC-32C of every chunk written: images, labels (N,), meta (N_shards, M),
+                plan (N_shards, P); -1 = no chunk on disk (it equals the fill value)
+    plan_copy/<name>          (version 2) a second copy of each plan array, so a damaged plan chunk can be repaired
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from zarr.codecs import BloscCodec, BloscShuffle
 from synthkit.errors import StoreError
 from synthkit.space import ImageSpace
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: versions this synthkit reads (version 1 has no checksums and no plan copy)
+READABLE_VERSIONS = (1, 2)
 ATTRS_KEY = "synthkit"
 IMAGES = "images"
 LABELS = "labels"
@@ -31,6 +36,11 @@ SEED = "seed"
 QC_ATTEMPTS = "qc_attempts"
 QC_PASS = "qc_pass"
 EXTRAPOLATED = "extrapolated"
+CHECKSUMS = "checksums"
+PLAN_COPY = "plan_copy"
+#: checksum values: CRC-32C (0 … 2³²−1), or one of these
+CRC_ABSENT = -1  # no chunk on disk: it equals the fill value
+CRC_UNRECORDED = -2  # the fill value of the checksum arrays: nothing recorded yet
 #: meta arrays every store has, besides the conditions and measures
 BOOKKEEPING = (SEED, QC_ATTEMPTS, QC_PASS, EXTRAPOLATED)
 IMAGE_DTYPES = ("float16", "uint8")
@@ -77,19 +87,34 @@ class StoreInfo:
         a = shard * self.shard_size
         return a, min(a + self.shard_size, self.n)
 
+    def plan_arrays(self) -> list[str]:
+        """meta arrays written at creation (the plan): their checksums are in ``checksums/plan``."""
+        return [*self.condition_names, SEED, EXTRAPOLATED]
+
+    def task_meta_arrays(self) -> list[str]:
+        """meta arrays a shard's task writes: their checksums are in ``checksums/meta``."""
+        return [QC_ATTEMPTS, QC_PASS, *self.measure_names]
+
+    @property
+    def has_checksums(self) -> bool:
+        return self.format_version >= 2
+
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["space"] = self.space.to_dict()
         d["n_shards"] = self.n_shards
         d["intensity_range"] = [0.0, 1.0]
         d["uint8_scale"] = 255 if self.dtype == "uint8" else None
+        if self.has_checksums:
+            d["checksum_columns"] = {"meta": self.task_meta_arrays(), "plan": self.plan_arrays()}
         return d
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> StoreInfo:
         version = d.get("format_version")
-        if version != FORMAT_VERSION:
-            raise StoreError(f"store format version {version} is not supported (this synthkit reads {FORMAT_VERSION})")
+        if version not in READABLE_VERSIONS:
+            readable = ", ".join(map(str, READABLE_VERSIONS))
+            raise StoreError(f"store format version {version} is not supported (this synthkit reads {readable})")
         known = {f for f in cls.__dataclass_fields__}
         kw = {k: v for k, v in d.items() if k in known}
         kw["space"] = ImageSpace.from_dict(d["space"])

@@ -52,8 +52,19 @@ def set_decode_threads(n: int) -> None:
         numcodecs.blosc.set_nthreads(n)
 
 
+def read_whole(root: zarr.Group, name: str) -> np.ndarray:
+    """All of ``root[name]``; a chunk that does not decode is one line, not a traceback."""
+    try:
+        return np.asarray(root[name][:])
+    except Exception as e:
+        first = (str(e).splitlines() or [""])[0][:200]
+        raise StoreError(
+            f"{name} is damaged ({type(e).__name__}: {first}); find and repair it with 'synthkit verify STORE --repair'"
+        ) from None
+
+
 def shard_done(root: zarr.Group) -> np.ndarray:
-    return np.asarray(root[fmt.SHARD_DONE][:], dtype=bool)
+    return read_whole(root, fmt.SHARD_DONE).astype(bool)
 
 
 class Cohort:
@@ -101,6 +112,37 @@ class Cohort:
             self._arrays[name] = self.root[name]
         return self._arrays[name]
 
+    def _read(self, name: str, sel: Any, what: str) -> np.ndarray:
+        """``array(name)[sel]``; a chunk that does not decode is one line naming the samples, not a traceback."""
+        try:
+            out = np.asarray(self.array(name)[sel])
+        except Exception as e:
+            first = (str(e).splitlines() or [""])[0][:200]
+            raise StoreError(
+                f"{self.path}: {what} cannot be read from {name!r} ({type(e).__name__}: {first}); "
+                f"run 'synthkit verify {self.path}'"
+            ) from None
+        if name == fmt.IMAGES and self.info.has_checksums:
+            self._check_not_missing(out, sel)
+        return out
+
+    def _check_not_missing(self, block: np.ndarray, sel: int | slice) -> None:
+        """An all-zero image whose chunk was written (its checksum is not −1) lost that chunk: refuse to serve
+        zeros. Costs one small read, and only for all-zero images."""
+        first = sel if isinstance(sel, int) else sel.start
+        flat = block.reshape(1 if isinstance(sel, int) else len(block), -1)
+        for pos in np.flatnonzero(~flat.any(axis=1)):
+            j = int(first + pos)
+            try:
+                recorded = int(self.array(f"{fmt.CHECKSUMS}/{fmt.IMAGES}")[j])
+            except Exception:
+                recorded = fmt.CRC_UNRECORDED
+            if recorded != fmt.CRC_ABSENT:
+                raise StoreError(
+                    f"{self.path}: sample {j}'s image chunk is missing (it was written); "
+                    f"run 'synthkit verify {self.path} --repair'"
+                )
+
     @property
     def space(self):
         return self.info.space
@@ -120,11 +162,10 @@ class Cohort:
     def conditions(self) -> pd.DataFrame:
         """One row per visible sample: store index, conditions, measures, seed and QC columns."""
         if self._table is None:
-            meta = self.root[fmt.META]
             cols: dict[str, np.ndarray] = {"index": self.indices}
             names = [*self.info.condition_names, *self.info.measure_names, *fmt.BOOKKEEPING]
             for name in names:
-                cols[name] = np.asarray(meta[name][:])[self.indices]
+                cols[name] = self._read(f"{fmt.META}/{name}", slice(None), "the conditions table")[self.indices]
             self._table = pd.DataFrame(cols)
         return self._table
 
@@ -136,34 +177,35 @@ class Cohort:
     def label(self, i: int) -> np.ndarray:
         if not self.info.has_labels:
             raise StoreError(f"{self.path}: this store has no label maps")
-        return np.asarray(self.array(fmt.LABELS)[self._store_index(i)])
+        j = self._store_index(i)
+        return self._read(fmt.LABELS, j, f"sample {j}")
 
     def raw_image(self, i: int) -> np.ndarray:
         """The stored array (float16, or uint8 = round(255·x)) without decoding."""
-        return np.asarray(self.array(fmt.IMAGES)[self._store_index(i)])
+        j = self._store_index(i)
+        return self._read(fmt.IMAGES, j, f"sample {j}")
 
     def image(self, i: int) -> np.ndarray:
-        return fmt.decode_images(self.array(fmt.IMAGES)[self._store_index(i)])
+        return fmt.decode_images(self.raw_image(i))
 
     def images(self, positions: Sequence[int]) -> np.ndarray:
         """Several images, read shard by shard (contiguous reads are faster), in the order asked."""
         idx = np.array([self._store_index(int(i)) for i in positions], dtype=np.int64)
         out = np.empty((idx.size, *self.space.shape), dtype=np.float32)
         order = np.argsort(idx, kind="stable")
-        arr = self.array(fmt.IMAGES)
         s = self.info.shard_size
         for shard in np.unique(idx[order] // s):
             sel = order[(idx[order] // s) == shard]
             lo, hi = int(idx[sel].min()), int(idx[sel].max()) + 1
-            block = arr[lo:hi]
+            block = self._read(fmt.IMAGES, slice(lo, hi), f"samples {lo}–{hi - 1}")
             out[sel] = fmt.decode_images(block[idx[sel] - lo])
         return out
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         j = self._store_index(i)
-        item: dict[str, Any] = {"image": fmt.decode_images(self.array(fmt.IMAGES)[j]), "index": j}
+        item: dict[str, Any] = {"image": fmt.decode_images(self._read(fmt.IMAGES, j, f"sample {j}")), "index": j}
         if self.info.has_labels:
-            item["label"] = np.asarray(self.array(fmt.LABELS)[j])
+            item["label"] = self._read(fmt.LABELS, j, f"sample {j}")
         row = self.conditions.iloc[i if i >= 0 else len(self) + i]
         for name in (*self.info.condition_names, *self.info.measure_names):
             item[name] = float(row[name])

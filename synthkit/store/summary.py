@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from synthkit.store import format as fmt
-from synthkit.store.reader import open_store, shard_done
+from synthkit.store.reader import open_store, read_whole, shard_done
 
 
 @dataclass
@@ -52,22 +52,21 @@ class StoreSummary:
 def summarise(path: str | Path) -> StoreSummary:
     root, info = open_store(path)
     done = shard_done(root)
-    meta = root[fmt.META]
     finished = np.repeat(done, info.shard_size)[: info.n]
     conditions = {}
     for name in (*info.condition_names, *info.measure_names):
-        v = np.asarray(meta[name][:], dtype=float)
+        v = read_whole(root, f"{fmt.META}/{name}").astype(float)
         v = v[finished & np.isfinite(v)] if name in info.measure_names else v
         if v.size:
             conditions[name] = (float(v.min()), float(v.mean()), float(v.max()))
-    qc_pass = np.asarray(meta[fmt.QC_PASS][:], bool)
+    qc_pass = read_whole(root, f"{fmt.META}/{fmt.QC_PASS}").astype(bool)
     return StoreSummary(
         path=Path(path),
         info=info,
         shards_done=int(done.sum()),
         bytes_on_disk=_du(Path(path)),
         qc_failed=int((finished & ~qc_pass).sum()),
-        extrapolated=int(np.asarray(meta[fmt.EXTRAPOLATED][:], bool).sum()),
+        extrapolated=int(read_whole(root, f"{fmt.META}/{fmt.EXTRAPOLATED}").astype(bool).sum()),
         conditions=conditions,
     )
 

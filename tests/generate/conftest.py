@@ -20,12 +20,14 @@ def dask_address():
 
 
 def array_bytes(path: Path) -> dict[str, bytes]:
-    """The bytes of every array in a store (images, labels, meta/*, shard_done)."""
+    """The bytes of every array in a store (images, labels, shard_done, meta/*, checksums/*, plan_copy/*)."""
     g = zarr.open_group(str(path), mode="r")
     out = {}
     for name in ("images", "labels", "shard_done"):
         if name in g:
             out[name] = np.asarray(g[name][:]).tobytes()
-    for name in sorted(g["meta"].array_keys()):
-        out[f"meta/{name}"] = np.asarray(g["meta"][name][:]).tobytes()
+    for group in ("meta", "checksums", "plan_copy"):
+        if group in g:
+            for name in sorted(g[group].array_keys()):
+                out[f"{group}/{name}"] = np.asarray(g[group][name][:]).tobytes()
     return out

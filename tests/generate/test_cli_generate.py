@@ -61,7 +61,7 @@ def test_export(made, capsys, tmp_path):
         (["--n", "3", "--device", "tpu"], "--device"),
         (["--n", "3", "--cluster", "k8s"], "--cluster"),
         (["--n", "3", "--dtype", "int32"], "--dtype"),
-        (["--resume"], "not a synthkit store"),
+        (["--resume"], "there is no store at"),
     ],
 )
 def test_bad_input_is_one_line_and_non_zero(capsys, tmp_path, args, message):

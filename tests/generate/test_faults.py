@@ -96,3 +96,28 @@ def test_a_worker_killed_mid_task_changes_nothing(tmp_path, reference):
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err.decode()[-2000:]
     assert array_bytes(store) == array_bytes(reference)
+
+
+@pytest.mark.slow
+def test_two_concurrent_resumes_split_the_shards(tmp_path, reference):
+    """Each run claims the shards it writes; together they write each missing shard once."""
+    from synthkit.generate.prepare import prepare_store
+    from synthkit.store.writer import install_store
+
+    store = tmp_path / "c.zarr"
+    o = GenerateOptions(out=store, n=40, shard_size=2, batch_size=2, seed=11, spacing=4.0, device="cpu")
+    _, _, staged = prepare_store(o, echo=lambda m: None)
+    install_store(staged, store, overwrite=False)  # the plan only: 20 shards missing
+    procs = [
+        subprocess.Popen(
+            [str(EXE), "generate", "--out", str(store), "--resume", "--workers", "1"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    written = [int(out.split("samples (")[1].split(" of ")[0]) for out, _ in outs]
+    assert sum(written) == 20, written
+    assert array_bytes(store) == array_bytes(reference)
+    assert not (store / "claims").exists()

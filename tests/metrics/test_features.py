@@ -45,8 +45,13 @@ def test_loader_refuses_bad_files(tmp_path):
         load_medicalnet(tmp_path / "resnet_10.pth")
     evil = tmp_path / "resnet_10_evil.pth"
     evil.write_bytes(pickle.dumps({"state_dict": Evil()}))
-    with pytest.raises(CheckpointError, match="not a loadable weights file"):
+    with pytest.raises(CheckpointError, match="not a loadable weights file|refused"):
         load_medicalnet(evil)
+    zipped = tmp_path / "resnet_10_zipped.pth"
+    torch.save({"state_dict": Evil()}, zipped)  # torch's own format with code inside
+    with pytest.raises(CheckpointError, match="refused") as e:
+        load_medicalnet(zipped)
+    assert "weights_only" not in str(e.value) and "False" not in str(e.value)
     wrong = tmp_path / "resnet_50_wrong.pth"
     torch.save({"state_dict": MedicalNetResNet(10).state_dict()}, wrong)
     with pytest.raises(CheckpointError, match="do not fit MedicalNet ResNet-50"):

@@ -1,0 +1,81 @@
+"""What ``synthkit generate`` is asked to do, and what it reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class QCConfig:
+    """What makes a sample implausible; failing ones are regenerated from derived retry seeds."""
+
+    max_retries: int = 3
+    foreground_threshold: float = 0.05  # a voxel above this intensity is foreground
+    min_foreground: float = 0.02  # fraction of the volume
+    max_foreground: float = 0.95
+    min_std: float = 1e-3  # a constant image is implausible
+
+    def check(self, image: np.ndarray) -> str | None:
+        """None if plausible, else the reason."""
+        if not np.all(np.isfinite(image)):
+            return "non-finite voxels"
+        if image.min() < -0.01 or image.max() > 1.01:
+            return f"intensities outside [0, 1] ({image.min():.3g}..{image.max():.3g})"
+        fg = float(np.mean(image > self.foreground_threshold))
+        if not self.min_foreground <= fg <= self.max_foreground:
+            return f"foreground fraction {fg:.3f} outside [{self.min_foreground}, {self.max_foreground}]"
+        if float(image.std()) < self.min_std:
+            return "nearly constant image"
+        return None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How a worker loads the model: picklable and small."""
+
+    model: str
+    spacing: float | None = None
+
+    def key(self) -> tuple[str, float | None]:
+        return (self.model, self.spacing)
+
+
+@dataclass
+class GenerateOptions:
+    out: Path
+    model: str | None = None
+    n: int | None = None
+    shard_size: int = 32
+    batch_size: int = 8
+    seed: int = 0
+    workers: int = 1
+    device: str = "auto"
+    cluster: str = "local"
+    cluster_config: Path | None = None
+    resume: bool = False
+    overwrite: bool = False
+    dtype: str = "float16"
+    codec: str = "zstd"
+    spacing: float | None = None
+    conditions_csv: Path | None = None
+    condition_specs: list[str] = field(default_factory=list)
+    qc: QCConfig = field(default_factory=QCConfig)
+
+
+@dataclass
+class GenerateResult:
+    store: Path
+    n: int
+    shards_run: int
+    shards_total: int
+    seconds: float
+    failed_qc: int
+    generator: str
+    extrapolated: int
+    #: seconds from the first task's submission to the last one's completion (no planning, no cluster start)
+    generation_seconds: float = 0.0
+    #: shards this run generated (fewer than shards_run when a concurrent run claimed some)
+    shards_written: int = 0
