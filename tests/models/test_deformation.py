@@ -139,3 +139,34 @@ def test_field_mean_recovers_a_linear_dependence_on_the_conditions():
     assert torch.allclose(
         FieldMean.fit(None, fields)(None, 2), fields.mean(0, keepdim=True).expand(2, -1, -1, -1, -1), atol=1e-3
     )
+
+
+def test_morph_writes_the_path_from_template_to_sample(trained_deformation, tmp_path):
+    import nibabel as nib
+
+    from synthkit.cli import main
+
+    out = tmp_path / "morph"
+    assert main(["morph", str(trained_deformation.checkpoint), "--frames", "3", "--out", str(out)]) == 0
+    frames = sorted(out.glob("eta_*.nii.gz"))
+    assert [f.name for f in frames] == ["eta_0.000.nii.gz", "eta_0.500.nii.gz", "eta_1.000.nii.gz"]
+    assert (out / "morph.png").stat().st_size > 0
+    first, last = (np.asarray(nib.load(f).dataobj) for f in (frames[0], frames[-1]))
+    assert first.shape == SPACE.shape and not np.array_equal(first, last)
+
+
+def test_morph_refuses_other_kinds(tmp_path, capsys):
+    from synthkit.cli import main
+
+    code = main(["morph", "phantom", "--out", str(tmp_path / "m")])
+    err = capsys.readouterr().err
+    assert code == 2 and "deformation" in err and "Traceback" not in err
+
+
+def test_conditions_change_the_fields(trained_deformation):
+    from synthkit.models.registry import load_generator
+
+    gen = load_generator(trained_deformation.checkpoint)
+    small = gen.velocity(1, [7], {"age": np.array([60.0]), "ventricular_volume": np.array([1e4])}, "cpu")
+    large = gen.velocity(1, [7], {"age": np.array([60.0]), "ventricular_volume": np.array([4e4])}, "cpu")
+    assert float((small - large).abs().max()) > 1e-3
