@@ -214,6 +214,7 @@ class DeformationGenerator(DiffusionGenerator):
         measures = {
             "delivered_ventricular_volume": (labels == TISSUES["ventricles"]).sum((1, 2, 3)) * vv,
             "delivered_brain_volume": np.isin(labels, (TISSUES["gm"], TISSUES["wm"])).sum((1, 2, 3)) * vv,
+            "folding_fraction": np.array([folding_fraction(d) for d in ddf.numpy()]),
         }
         return Samples(
             images=np.ascontiguousarray(images.clip(0, 1), dtype=np.float32),

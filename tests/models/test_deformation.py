@@ -118,6 +118,7 @@ def test_trained_model_samples_brains_with_their_label_maps(trained_deformation)
     vv = SPACE.voxel_volume
     assert np.allclose(s.measures["delivered_ventricular_volume"], (s.labels == 4).sum((1, 2, 3)) * vv)
     assert (s.measures["delivered_brain_volume"] > 0).all()
+    assert ((s.measures["folding_fraction"] >= 0) & (s.measures["folding_fraction"] < 0.05)).all()
     # the labels sit on the image: white matter is brighter than grey matter, which is brighter than CSF
     for img, lab in zip(s.images, s.labels, strict=True):
         assert img[lab == 3].mean() > img[lab == 2].mean() > img[lab == 1].mean()
