@@ -100,7 +100,7 @@ def generate_with_qc(
     passed = np.ones(n, dtype=bool)
     for i in range(n):
         attempt = 0
-        while qc.check(images[i]) is not None:
+        while qc.check(images[i], {k: float(v[i]) for k, v in measures.items()}) is not None:
             if attempt >= qc.max_retries:
                 passed[i] = False
                 break

@@ -17,9 +17,14 @@ class QCConfig:
     min_foreground: float = 0.02  # fraction of the volume
     max_foreground: float = 0.95
     min_std: float = 1e-3  # a constant image is implausible
+    #: a deformation sample whose map folds on more than this fraction of voxels is regenerated
+    max_folding: float = 0.01
 
-    def check(self, image: np.ndarray) -> str | None:
-        """None if plausible, else the reason."""
+    def check(self, image: np.ndarray, measures: dict[str, float] | None = None) -> str | None:
+        """None if plausible, else the reason (``measures``: the sample's own, e.g. its folding fraction)."""
+        folding = (measures or {}).get("folding_fraction")
+        if folding is not None and folding > self.max_folding:
+            return f"the deformation folds on {folding:.3%} of voxels (more than {self.max_folding:.1%})"
         if not np.all(np.isfinite(image)):
             return "non-finite voxels"
         if image.min() < -0.01 or image.max() > 1.01:

@@ -164,6 +164,32 @@ def test_morph_refuses_other_kinds(tmp_path, capsys):
     assert code == 2 and "deformation" in err and "Traceback" not in err
 
 
+def test_folding_fails_qc():
+    from synthkit.generate.options import QCConfig
+
+    image = np.zeros((8, 8, 8), dtype=np.float32)
+    image[2:6, 2:6, 2:6] = np.random.default_rng(0).uniform(0.1, 0.9, (4, 4, 4))
+    assert QCConfig().check(image, {"folding_fraction": 0.0}) is None
+    assert "folds" in QCConfig().check(image, {"folding_fraction": 0.2})
+
+
+def test_generate_stores_label_maps_that_verify_and_serve(trained_deformation, tmp_path):
+    from synthkit.cli import main
+    from synthkit.store.reader import open_cohort
+
+    store = tmp_path / "c.zarr"
+    args = ["generate", "--model", str(trained_deformation.checkpoint), "--n", "6", "--out", str(store)]
+    assert main([*args, "--shard-size", "3", "--workers", "1"]) == 0
+    assert main(["verify", str(store)]) == 0
+    cohort = open_cohort(store)
+    table = cohort.conditions
+    assert {"delivered_ventricular_volume", "folding_fraction"} <= set(table.columns)
+    labels = cohort.torch_dataset(with_labels=True)[0]["label"]
+    assert tuple(labels.shape[-3:]) == SPACE.shape and int(labels.max()) == 4
+    vv = SPACE.voxel_volume
+    assert float((labels == 4).sum()) * vv == pytest.approx(table["delivered_ventricular_volume"].iloc[0])
+
+
 def test_conditions_change_the_fields(trained_deformation):
     from synthkit.models.registry import load_generator
 
