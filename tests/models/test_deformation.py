@@ -63,6 +63,9 @@ def test_registration_recovers_a_known_deformation(template):
     before = np.mean([dice(labels[0, 0].numpy(), truth[i], 3) for i in range(2)])
     after = np.mean([dice(got[i], truth[i], 3) for i in range(2)])
     assert after > 0.85 and after > before + 0.1, (before, after)
+    brain = torch.from_numpy(truth > 0)[:, None].expand(-1, 3, -1, -1, -1)
+    error = (w.ddf(v) - ddf).abs()[brain].mean()
+    assert float(error) < 1.0, float(error)  # voxels, mean over the brain
 
 
 def test_intensity_model_draws_per_seed_and_round_trips():
