@@ -38,8 +38,11 @@ PROBE_STEPS = 12
 STAGE_SECTIONS = (("autoencoder", "autoencoder_training"), ("diffusion", "training"))
 
 
-def stage_seconds_per_step(recipe: dict, workdir: Path, threads: int) -> dict[str, float]:
-    """Seconds per training step of each stage, from a probe that trains ``PROBE_STEPS`` steps of each."""
+def stage_seconds_per_step(
+    recipe: dict, workdir: Path, threads: int, stage: str | None = None, fields: Path | None = None
+) -> dict[str, float]:
+    """Seconds per training step of each stage (or of ``stage``), from a probe that trains ``PROBE_STEPS``
+    steps of each; ``fields``: a deformation run's registered fields, which its diffusion stage starts from."""
     from synthkit.training.run import train
 
     probe = json.loads(json.dumps(recipe))
@@ -52,7 +55,10 @@ def stage_seconds_per_step(recipe: dict, workdir: Path, threads: int) -> dict[st
     path.write_text(yaml.safe_dump(probe, sort_keys=False))
     out = workdir / "probe"
     shutil.rmtree(out, ignore_errors=True)
-    train(path, out=out, device="cpu", progress=False, echo=lambda m: None, threads=threads)
+    if fields is not None:
+        out.mkdir(parents=True)
+        shutil.copy(fields, out / fields.name)
+    train(path, out=out, device="cpu", progress=False, echo=lambda m: None, threads=threads, stage=stage)
     with open(out / "metrics.csv") as f:
         rows = [r for r in csv.DictReader(f) if r.get("loss") and 1 < int(r["step"]) < PROBE_STEPS]
     # a stage's last step also validates, checkpoints and previews, and its first warms up: time those between
@@ -90,18 +96,8 @@ def train_deformation(base: dict, minutes: float, rung: Path, threads: int):
     t0 = time.perf_counter()
     train(path, out=rung / "run", stage="registration", **quiet)
     t_reg = time.perf_counter() - t0
-    (rung / "probe").mkdir()
-    shutil.copy(rung / "run" / "fields.safetensors", rung / "probe" / "fields.safetensors")
-    probe = json.loads(json.dumps(base))
-    probe["training"].update(
-        steps=PROBE_STEPS, val_every=10**6, preview_every=10**6, checkpoint_every=10**6, log_every=1
-    )
-    (rung / "probe.yaml").write_text(yaml.safe_dump(probe, sort_keys=False))
-    train(rung / "probe.yaml", out=rung / "probe", stage="diffusion", **quiet)
-    with open(rung / "probe" / "metrics.csv") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("loss") and 1 < int(r["step"]) < PROBE_STEPS]
-    rate = (float(rows[-1]["seconds"]) - float(rows[0]["seconds"])) / (int(rows[-1]["step"]) - int(rows[0]["step"]))
-    rates = {"registration_seconds": t_reg, "diffusion": rate}
+    probe = stage_seconds_per_step(base, rung, threads, stage="diffusion", fields=rung / "run" / "fields.safetensors")
+    rates = {"registration_seconds": t_reg, "diffusion": probe["diffusion"]}
     recipe = budget_recipe(base, max(0.5, minutes - t_reg / 60), rates, 0.0)
     path.write_text(yaml.safe_dump(recipe, sort_keys=False))
     res = train(path, out=rung / "run", stage="diffusion", **quiet)

@@ -194,11 +194,10 @@ class DeformationGenerator(DiffusionGenerator):
     def _shape(self) -> tuple[int, ...]:
         return field_shape(self.recipe)
 
-    def velocity(self, n: int, seeds, conditions, device: str) -> torch.Tensor:
-        """Sampled velocity fields (n, 3, *coarse) in voxels."""
-        seeds = check_seeds(n, seeds)
-        amp = torch.bfloat16 if str(device).startswith("cuda") else None
-        x = self.core.sample(self._shape(), seeds, conditions, device=device, sampling=self.sampling, dtype=amp)
+    def velocity(self, n: int, seeds, conditions, device: str | None = None) -> torch.Tensor:
+        """Sampled velocity fields (n, 3, *coarse) in voxels: the diffusion model's residual plus the
+        conditional mean."""
+        x = self._denoise(n, seeds, conditions, device)
         mean = self.field_mean(self.core.codec.encode(conditions, n, "cpu"), n)
         return x.float().cpu() / self.scale_factor + mean
 
@@ -224,11 +223,7 @@ class DeformationGenerator(DiffusionGenerator):
         )
 
     def sample(self, n: int, *, seeds, conditions=None, device: str | None = None) -> Samples:
-        dev = device or self.device
-        if dev != self.device:
-            self.to(dev)
-        seeds = check_seeds(n, seeds)
-        return self.render(self.velocity(n, seeds, conditions, dev), seeds)
+        return self.render(self.velocity(n, seeds, conditions, device), check_seeds(n, seeds))
 
     @classmethod
     def from_checkpoint(

@@ -156,16 +156,20 @@ class DiffusionGenerator:
         conditions: Mapping[str, np.ndarray] | None = None,
         device: str | None = None,
     ) -> Samples:
+        x = self._denoise(n, seeds, conditions, device)
+        with torch.inference_mode():
+            images = self._to_images(x).float().clamp(0, 1)
+        images = images.reshape(n, *self.space.shape).cpu().numpy()
+        return Samples(images=np.ascontiguousarray(images, dtype=np.float32))
+
+    def _denoise(self, n: int, seeds: Sequence[int], conditions, device: str | None) -> torch.Tensor:
+        """Network-space samples (n, *shape), on ``device`` (default: the generator's; bf16 on CUDA)."""
         seeds = check_seeds(n, seeds)
         dev = device or self.device
         if dev != self.device:
             self.to(dev)
         amp = torch.bfloat16 if str(dev).startswith("cuda") else None
-        x = self.core.sample(self._shape(), seeds, conditions, device=dev, sampling=self.sampling, dtype=amp)
-        with torch.inference_mode():
-            images = self._to_images(x).float().clamp(0, 1)
-        images = images.reshape(n, *self.space.shape).cpu().numpy()
-        return Samples(images=np.ascontiguousarray(images, dtype=np.float32))
+        return self.core.sample(self._shape(), seeds, conditions, device=dev, sampling=self.sampling, dtype=amp)
 
     def to(self, device: str) -> DiffusionGenerator:
         self.core.unet.to(device)
