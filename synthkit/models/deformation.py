@@ -58,7 +58,16 @@ class Warper(torch.nn.Module):
         return up * torch.tensor(scale, dtype=up.dtype, device=up.device).reshape(1, 3, 1, 1, 1)
 
     def warp(self, volume: torch.Tensor, ddf: torch.Tensor) -> torch.Tensor:
-        return self.linear(volume.expand(ddf.shape[0], *volume.shape[1:]), ddf)
+        """``volume`` sampled (linearly) at every voxel of the grid moved by ``ddf``. A volume on a finer grid
+        of the same field of view (:meth:`ImageSpace.refined`) is sampled at the same points, in the same
+        normalised coordinates as MONAI ``Warp`` (``align_corners=True``)."""
+        volume = volume.expand(ddf.shape[0], *volume.shape[1:])
+        if volume.shape[2:] == ddf.shape[2:]:
+            return self.linear(volume, ddf)
+        grid = torch.stack(torch.meshgrid(*(torch.arange(s, dtype=ddf.dtype) for s in ddf.shape[2:]), indexing="ij"))
+        size = torch.tensor([max(1, s - 1) for s in ddf.shape[2:]], dtype=ddf.dtype).reshape(1, 3, 1, 1, 1)
+        norm = (grid[None] + ddf) * 2 / size - 1
+        return F.grid_sample(volume, norm.movedim(1, -1).flip(-1), mode="bilinear", align_corners=True)
 
 
 def quiet() -> None:
@@ -235,7 +244,7 @@ class DeformationGenerator(DiffusionGenerator):
         core.unet.eval().to(device)
         intensity = IntensityModel.from_dict(meta["intensity"]) if meta.get("intensity") else None
         space = ImageSpace.from_dict(meta["space"])
-        shape = (1, 1, *space.shape)
+        shape = (1, 1, *space.refined(recipe.template_oversample).shape)
         image = tensors["template.image"].reshape(shape)
         labels = tensors["template.labels"].reshape(shape)
         mean = FieldMean(tensors["field_mean.weight"], field_shape(recipe))

@@ -31,40 +31,75 @@ STAGE = "registration"
 FIELDS = "fields.safetensors"
 
 
-def template_volumes(space: ImageSpace) -> tuple[torch.Tensor, torch.Tensor]:
-    """The template image (1, 1, *S) in [0, 1] and its labels (1, 1, *S) uint8, in ``space``."""
-    subject = render(template_params(), space)
+def template_volumes(space: ImageSpace, oversample: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """The template image (1, 1, *S') in [0, 1] and its labels (1, 1, *S') uint8, on ``space`` refined
+    ``oversample`` times (:meth:`ImageSpace.refined`; S' = S for 1)."""
+    subject = render(template_params(), space.refined(oversample))
     return torch.from_numpy(subject.image)[None, None], torch.from_numpy(subject.labels)[None, None]
 
 
+def resample(volume: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+    """(B, C, *S) → (B, C, *size) over the same field of view (corner voxel centres kept, as the warps
+    assume), low-passed first where it shrinks (Gaussian σ = (r − 1)/2 voxels for a reduction r)."""
+    from monai.networks.layers import GaussianFilter
+
+    ratios = [(s - 1) / max(1, n - 1) for s, n in zip(volume.shape[2:], size, strict=True)]
+    sigma = [max(0.0, (r - 1) / 2) for r in ratios]
+    if any(sigma):
+        volume = GaussianFilter(3, [max(x, 1e-3) for x in sigma])(volume)
+    if tuple(volume.shape[2:]) == tuple(size):
+        return volume
+    return F.interpolate(volume, size=size, mode="trilinear", align_corners=True)
+
+
 def register(
-    template: torch.Tensor, subjects: torch.Tensor, cfg: RegistrationConfig, coarse: tuple[int, ...]
+    template: torch.Tensor,
+    subjects: torch.Tensor,
+    cfg: RegistrationConfig,
+    coarse: tuple[int, ...],
+    init: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Velocity fields (B, 3, *coarse), in coarse-grid voxels, that warp ``template`` (1, 1, *S) onto each of
-    ``subjects`` (B, 1, *S). The loss is computed at 1/``cfg.downsample`` of the image resolution (area
-    averaging). Each subject's loss depends on its own field only: batching changes nothing but speed."""
+    ``subjects`` (B, 1, *S); ``template`` may lie on a finer grid of the same field of view. Two levels: the
+    loss at 1/``cfg.downsample`` of the image resolution (:func:`resample`) for ``cfg.iterations``, then at
+    full resolution for ``cfg.refine_iterations`` at half the step. Each subject's loss depends on its own
+    field only: batching changes nothing but speed."""
+    v = torch.zeros((subjects.shape[0], *coarse)) if init is None else init
+    levels = [(cfg.downsample, cfg.iterations, cfg.lr)]
+    if cfg.downsample > 1 and cfg.refine_iterations:
+        levels.append((1, cfg.refine_iterations, cfg.lr / 2))
+    for downsample, iterations, lr in levels:
+        size = tuple(max(2, (s - 1) // downsample + 1) for s in subjects.shape[2:])
+        v = _optimise(resample(template, size), resample(subjects, size), v, cfg, iterations, lr)
+    return v
+
+
+def _optimise(
+    tpl: torch.Tensor, subs: torch.Tensor, v0: torch.Tensor, cfg: RegistrationConfig, iterations: int, lr: float
+) -> torch.Tensor:
+    """Adam on similarity + bending energy, ``lr`` in voxels of the loss grid, cosine-decayed so the field
+    settles instead of jittering by a step around its optimum."""
     from monai.losses import BendingEnergyLoss, LocalNormalizedCrossCorrelationLoss
 
-    size = tuple(max(2, s // cfg.downsample) for s in subjects.shape[2:])
-    tpl = F.interpolate(template, size=size, mode="area")
-    subs = F.interpolate(subjects, size=size, mode="area")
+    size = tuple(subs.shape[2:])
     warper = Warper(size, cfg.integration_steps)
     if cfg.similarity == "lncc":
         sim = LocalNormalizedCrossCorrelationLoss(spatial_dims=3, kernel_size=cfg.ncc_kernel, reduction="mean")
     else:
         sim = torch.nn.MSELoss()
     bending = BendingEnergyLoss(normalize=True)
-    v = torch.zeros((subjects.shape[0], *coarse), requires_grad=True)
-    # cfg.lr is in voxels of the loss grid; the field lives on the coarse grid
-    ratio = float(np.mean([(s - 1) / max(1, c - 1) for s, c in zip(size, coarse[1:], strict=True)]))
-    opt = torch.optim.Adam([v], lr=cfg.lr / ratio)
-    b = subjects.shape[0]
-    for _ in range(cfg.iterations):
+    v = v0.clone().requires_grad_(True)
+    ratio = float(np.mean([(s - 1) / max(1, c - 1) for s, c in zip(size, v0.shape[2:], strict=True)]))
+    opt = torch.optim.Adam([v], lr=lr / ratio)  # the field lives on the coarse grid
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, iterations, eta_min=0.02 * lr / ratio)
+    b = subs.shape[0]
+    for _ in range(iterations):
         opt.zero_grad(set_to_none=True)
         ddf = warper.ddf(v)
         loss = sim(warper.warp(tpl, ddf), subs) + cfg.bending_weight * bending(ddf)
         (loss * b).backward()  # per-subject gradients as if each were optimised alone
         opt.step()
+        sched.step()
     return v.detach()
 
 
@@ -157,7 +192,7 @@ def train_registration(ctx: RunContext, steps: int, resume: bool) -> Path:
         ctx.echo(f"reusing the registered fields in {out}")
         return out
     space = recipe.space.to_space()
-    template, tpl_labels = template_volumes(space)
+    template, tpl_labels = template_volumes(space, recipe.template_oversample)
     warper = Warper(space.shape, recipe.registration.integration_steps)
     rows: list[dict[str, Any]] = []
     v_train, stats = register_bank(ctx, ctx.data.train, warper, template, tpl_labels, "train", rows)
@@ -185,8 +220,9 @@ def _preview(ctx: RunContext, warper: Warper, template: torch.Tensor, v: torch.T
     k = min(3, len(v))
     with torch.inference_mode():
         warped = warper.warp(template, warper.ddf(v[:k]))
+        on_grid = warper.warp(template, torch.zeros((1, 3, *warper.shape)))
     subjects = ctx.data.train.batch(list(range(k)))
-    vols = [template[0, 0].numpy()] + [x for j in range(k) for x in (subjects[j, 0].numpy(), warped[j, 0].numpy())]
+    vols = [on_grid[0, 0].numpy()] + [x for j in range(k) for x in (subjects[j, 0].numpy(), warped[j, 0].numpy())]
     titles = ["template"] + [t for j in range(k) for t in (f"subject {j}", f"template → {j}")]
     ctx.preview(STAGE, 0, vols, titles, "registration: template warped onto training subjects")
 

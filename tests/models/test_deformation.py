@@ -36,6 +36,35 @@ def test_zero_velocity_is_the_identity(template):
     assert torch.equal(warp_labels(w, one_hot(labels), ddf), labels)
 
 
+def test_a_finer_template_is_sampled_at_the_same_points():
+    """A template on the refined grid (ImageSpace.refined) is sampled where the grid's own template would be:
+    exactly at the grid's voxels with no displacement, and identically to MONAI's Warp on a linear ramp
+    (trilinear interpolation is exact on it) under a random displacement."""
+    fine = SPACE.refined(3)
+    assert fine.shape == tuple(3 * (s - 1) + 1 for s in SPACE.shape)
+    assert np.allclose(fine.world_coordinates()[:, ::3, ::3, ::3], SPACE.world_coordinates())
+    w = Warper(SPACE.shape)
+    ramp = lambda sp, f: torch.from_numpy(  # noqa: E731
+        np.einsum("c,cijk->ijk", [0.2, -0.1, 0.3], np.indices(sp.shape, dtype=np.float32) / f)
+    )[None, None].float()
+    coarse, refined = ramp(SPACE, 1), ramp(fine, 3)
+    assert torch.allclose(w.warp(refined, torch.zeros(1, 3, *SPACE.shape)), coarse, atol=1e-5)
+    inner = (slice(None), slice(None), *(slice(3, -3),) * 3)  # away from the zero padding at the border
+    ddf = torch.randn(2, 3, *SPACE.shape, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(w.warp(refined, ddf)[inner], w.warp(coarse, ddf)[inner], atol=1e-4)
+
+
+def test_resample_keeps_the_corners_and_filters_when_it_shrinks():
+    from synthkit.training.registration import resample
+
+    ramp = torch.linspace(0, 1, 21).reshape(1, 1, 21, 1, 1).expand(1, 1, 21, 5, 5).contiguous()
+    half = resample(ramp, (11, 5, 5))
+    # same field of view (the filter pads with zeros: brain images have a zero background; the ends differ)
+    assert torch.allclose(half[0, 0, 1:-1, 2, 2], torch.linspace(0, 1, 11)[1:-1], atol=1e-4)
+    noise = torch.randn(1, 1, 21, 21, 21, generator=torch.Generator().manual_seed(1))
+    assert float(resample(noise, (6, 6, 6)).std()) < 0.6 * float(noise[..., ::4, ::4, ::4].std())  # anti-aliased
+
+
 def test_jacobian_of_a_uniform_scaling():
     shape = (12, 14, 10)
     grid = np.stack(np.meshgrid(*[np.arange(s, dtype=float) for s in shape], indexing="ij"))
@@ -200,3 +229,29 @@ def test_conditions_change_the_fields(trained_deformation):
     small = gen.velocity(1, [7], {"age": np.array([60.0]), "ventricular_volume": np.array([1e4])}, "cpu")
     large = gen.velocity(1, [7], {"age": np.array([60.0]), "ventricular_volume": np.array([4e4])}, "cpu")
     assert float((small - large).abs().max()) > 1e-3
+
+
+def test_audit_reports_delivered_volumes_beside_measured(trained_deformation, tmp_path):
+    """A store with label maps: the conditioning section adds requested vs delivered (over every sample) and
+    delivered vs the segmenter's measurement (over the segmented ones), and draws the delivered scatter."""
+    from synthkit.audit.suite import run_audit
+    from synthkit.config import AuditRecipe
+    from synthkit.generate.engine import GenerateOptions, run
+    from synthkit.store.reader import open_cohort
+
+    store = tmp_path / "c.zarr"
+    specs = ["ventricular_volume=uniform(15000,40000)", "age=uniform(50,75)"]
+    opts = GenerateOptions(
+        out=store, n=12, shard_size=6, model=str(trained_deformation.checkpoint), condition_specs=specs, device="cpu"
+    )
+    run(opts, progress=False, echo=lambda m: None)
+    reference = next((trained_deformation.out.parent / "phantoms").glob("*.csv"))
+    recipe = AuditRecipe(n_synthetic=12, n_pairs=5, bootstrap=2, metrics=["ms_ssim"], n_segment=8, extrapolation=False)
+    res = run_audit(store, reference, tmp_path / "rep", recipe, progress=False, echo=lambda m: None)
+    row = res.report["metrics"]["conditioning"]["conditions"]["ventricular_volume"]
+    table = open_cohort(store).conditions
+    want = np.corrcoef(table["ventricular_volume"], table["delivered_ventricular_volume"])[0, 1]
+    assert row["synthetic_requested_vs_delivered"]["n"] == 12
+    assert row["synthetic_requested_vs_delivered"]["pearson_r"] == pytest.approx(want)
+    assert row["delivered_vs_measured"]["n"] == 8
+    assert (tmp_path / "rep" / "delivered_ventricular_volume.png").exists()

@@ -5,6 +5,8 @@ segmented and the measured volume is compared with the requested one (Pearson r,
 Pinaya et al. report r = 0.972 for ventricles with SynthSeg. The same measurement on the reference (measured
 vs recorded) is the ceiling of the segmenter itself. The extrapolation probe generates samples at requested
 values beyond the training range and reports whether the measured volume keeps moving the requested way.
+Stores whose samples carry label maps (``deformation``) add requested vs delivered (counted in the labels) and
+delivered vs measured (do the labels agree with the images?).
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ def measure(ctx: AuditContext, segmenter: Segmenter, names: list[str]) -> tuple[
         truth_col = f"true_{name}"
         if truth_col in table.columns:  # generators that know the truth (the phantom): how good is the segmenter?
             row["segmenter_vs_true_on_synthetic"] = _stats(table[truth_col].to_numpy(float), meas)
+        row.update(_delivered(ctx, name, table, meas, figures))
         if ref_measured:
             rec = recorded[name][ref_pos]
             row["reference_recorded_vs_measured"] = _stats(rec, np.array([v[key] for v in ref_measured]))
@@ -80,6 +83,29 @@ def measure(ctx: AuditContext, segmenter: Segmenter, names: list[str]) -> tuple[
         )
         section["conditions"][name] = row
     return section, figures
+
+
+def _delivered(ctx: AuditContext, name: str, segmented: Any, measured: np.ndarray, figures: dict) -> dict[str, Any]:
+    """Generators that deliver label maps (``deformation``) record the volume counted in each sample's labels
+    (``meta/delivered_<name>``): requested vs delivered over the whole store, no segmenter involved; and
+    delivered vs the segmenter's measurement of the images — whether the labels tell the truth about them."""
+    col = f"delivered_{name}"
+    if col not in segmented.columns:
+        return {}
+    table = ctx.cohort.conditions
+    row = {
+        "synthetic_requested_vs_delivered": _stats(table[name].to_numpy(float), table[col].to_numpy(float)),
+        "delivered_vs_measured": _stats(segmented[col].to_numpy(float), measured),
+    }
+    figures[f"delivered_{name}"] = scatter(
+        table[name].to_numpy(float) / 1000,
+        table[col].to_numpy(float) / 1000,
+        ctx.out / f"delivered_{name}.png",
+        xlabel=f"requested {name} (ml)",
+        ylabel=f"delivered {VOLUME_CONDITIONS[name]}, counted in the labels (ml)",
+        title=f"label maps\nr = {row['synthetic_requested_vs_delivered']['pearson_r']:.3f}",
+    )
+    return row
 
 
 def conditioning_verdict(section: dict[str, Any], ctx: AuditContext) -> dict[str, Any]:
