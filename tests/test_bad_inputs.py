@@ -288,3 +288,20 @@ def test_at_least_40_cases_across_the_commands():
     commands = {c[1][0] for c in _cases(Path("."))}
     assert len(CASE_NAMES) >= 40
     assert {"manifest", "train", "generate", "audit", "segment", "export", "verify", "inspect", "sample"} <= commands
+
+
+def test_a_real_process_prints_one_line_and_exits_1(bed):
+    """The same errors through the console entry point in a separate process (what a user's shell sees)."""
+    import subprocess
+    import sys
+
+    for argv in (["train", bed / "typo.yaml", "--out", bed / "out" / "run-sub"],
+                 ["manifest", "build", bed / "scans", "--pattern", "*.nii.gz", "--covariates",
+                  bed / "cov_unmapped.csv", "--id-column", "id", "-o", bed / "out" / "m-sub.csv"]):
+        r = subprocess.run([sys.executable, "-m", "synthkit.cli", *map(str, argv)], capture_output=True, text=True,
+                           timeout=300)
+        assert r.returncode == 1, r.stderr
+        assert "Traceback" not in r.stdout + r.stderr
+        assert [ln for ln in r.stderr.splitlines() if ln.strip()] == [r.stderr.strip()]
+        assert r.stderr.startswith("synthkit: error: ")
+    assert not (bed / "out" / "run-sub").exists()
