@@ -219,7 +219,7 @@ def validate_manifest(
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
             results: Iterable = pool.map(check, jobs)
             if progress:
-                from rich.progress import track
+                from synthkit.progress import track
 
                 results = track(results, total=len(jobs), description="checking images", transient=True)
             for i, col, msg, shape in results:

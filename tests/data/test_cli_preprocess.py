@@ -18,6 +18,7 @@ def test_head_phantom_then_preprocess_with_a_qc_montage(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     assert "register 6" in out and (tmp_path / "pp" / "qc.png").stat().st_size > 10_000
+    assert "preprocessing 6 images: 6/6" in out  # progress off a terminal (a log file) too
     pp = pd.read_csv(tmp_path / "pp" / "manifest.csv")
     assert len(pp) == 6 and "brain_mask" in pp.columns
     first = nib.load(tmp_path / "pp" / pp["image"].iloc[0])
