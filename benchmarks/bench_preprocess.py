@@ -131,7 +131,8 @@ def main() -> None:
                 secs = time.perf_counter() - t
                 truth = res.to_output_grid(scan.brain_mask, scan.affine) > 0.5
                 idx = np.argwhere(truth)
-                centre = np.abs((idx.min(0) + idx.max(0)) / 2 - (np.array(shape) - 1) / 2)
+                signed = (idx.min(0) + idx.max(0)) / 2 - (np.array(shape) - 1) / 2  # along x, y, z (RAS grid)
+                centre = np.abs(signed)
                 centroid = np.abs(idx.mean(0) - (np.array(shape) - 1) / 2)
                 in_truth = float(np.median(res.image[truth]))
                 truth_medians[(i, o)] = [*truth_medians.get((i, o), []), in_truth]
@@ -148,6 +149,7 @@ def main() -> None:
                     "ratio_register_vs_resample": round(secs / base, 1),
                     "brain_voxels_on_faces": _faces(truth),
                     "brain_centre_offset_vox": round(float(centre.max()), 2),
+                    "brain_centre_offset_xyz_vox": [round(float(v), 2) for v in signed],
                     "brain_centroid_offset_vox": round(float(centroid.max()), 2),
                     "dice_brain_mask": round(_dice(native, scan.brain_mask > 0), 4),
                     "brain_median": round(float(np.median(brain)), 4),
