@@ -131,3 +131,8 @@ def test_a_failed_run_with_saved_state_is_kept_and_resumes(tmp_path, capsys, coh
     monkeypatch.setattr(run_mod.RunContext, "run_stage", real)
     assert main(["train", str(recipe), "--out", str(run), "--device", "cpu", "--threads", "1", "--resume"]) == 0
     assert "(resuming)" in capsys.readouterr().out and (run / "model.safetensors").exists()
+    from synthkit.models.base import load_checkpoint
+
+    _, meta = load_checkpoint(run / "model.safetensors")  # the preprocessing is recorded with the model
+    assert meta["recipe"]["data"]["preprocess"] == {"mode": "auto", "registration": "affine", "bias_correction": True,
+                                                    "centre": True, "lower_percentile": 0.5, "upper_percentile": 99.5}
