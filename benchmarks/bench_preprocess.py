@@ -3,8 +3,10 @@
 For each scan (N subjects × RAS/LPS/PSR × two sites, rendered at ``--spacing``) the ``register`` pipeline
 (N4, affine to MNI152, brain mask, standardisation) is timed against the ``resample`` pipeline (what
 preprocessing did before: reorient, resample, centre, percentiles) on the same scan in the same run, and
-checked against the truth: brain voxels on the grid's faces, brain-box centre offset (voxels), Dice of the
-brain mask brought back to the scan vs the true mask, and brain median/mean per site.
+checked against the truth: brain voxels on the grid's faces, offset of the true brain's centre from the grid
+centre in voxels (the centre of its bounding box, and its centroid), Dice of the brain mask brought back to the
+scan vs the true mask, and brain median/mean per site (inside the extracted mask, whose median is a landmark,
+and inside the true brain mask, which is not).
 
 ``--compare`` also registers each N4-corrected scan with SimpleITK (synthkit's rigid then affine) and with
 ANTsPy (``antspyx``, if importable: its ``TRSAA`` — translation, rigid, similarity, two affine stages), both
@@ -116,6 +118,7 @@ def main() -> None:
     shape = tuple(round(e / args.spacing) for e in (160, 224, 160))
     space = ImageSpace.centered(shape, args.spacing)
     medians: dict[tuple[int, str], list[float]] = {}
+    truth_medians: dict[tuple[int, str], list[float]] = {}
     for i in range(args.n):
         for o in hp.ORIENTATIONS:
             for site in (0, 1):
@@ -128,7 +131,11 @@ def main() -> None:
                 secs = time.perf_counter() - t
                 truth = res.to_output_grid(scan.brain_mask, scan.affine) > 0.5
                 idx = np.argwhere(truth)
-                centre = np.abs((idx.min(0) + idx.max(0)) / 2 - (np.array(shape) - 1) / 2)
+                signed = (idx.min(0) + idx.max(0)) / 2 - (np.array(shape) - 1) / 2  # along x, y, z (RAS grid)
+                centre = np.abs(signed)
+                centroid = np.abs(idx.mean(0) - (np.array(shape) - 1) / 2)
+                in_truth = float(np.median(res.image[truth]))
+                truth_medians[(i, o)] = [*truth_medians.get((i, o), []), in_truth]
                 native = res.native_brain_mask(scan.brain_mask.shape, scan.affine)
                 brain = res.image[res.brain_mask]
                 medians[(i, o)] = [*medians.get((i, o), []), float(np.median(brain)), float(brain.mean())]
@@ -142,9 +149,12 @@ def main() -> None:
                     "ratio_register_vs_resample": round(secs / base, 1),
                     "brain_voxels_on_faces": _faces(truth),
                     "brain_centre_offset_vox": round(float(centre.max()), 2),
+                    "brain_centre_offset_xyz_vox": [round(float(v), 2) for v in signed],
+                    "brain_centroid_offset_vox": round(float(centroid.max()), 2),
                     "dice_brain_mask": round(_dice(native, scan.brain_mask > 0), 4),
                     "brain_median": round(float(np.median(brain)), 4),
                     "brain_mean": round(float(brain.mean()), 4),
+                    "median_in_true_brain": round(in_truth, 4),
                     "threads": os.environ.get("OMP_NUM_THREADS", "all"),
                     "machine": f"{platform.machine()}, {os.cpu_count()} cores",
                 }
@@ -160,6 +170,9 @@ def main() -> None:
                     "orientation": o,
                     "median_rel_diff": round(abs(m0 - m1) / max(m0, m1), 4),
                     "mean_rel_diff": round(abs(a0 - a1) / max(a0, a1), 4),
+                    "true_brain_median_rel_diff": round(
+                        abs(truth_medians[(i, o)][0] - truth_medians[(i, o)][1]) / max(truth_medians[(i, o)]), 4
+                    ),
                 }
             ),
             flush=True,

@@ -37,3 +37,7 @@ class StoreError(SynthkitError):
 
 class CheckpointError(SynthkitError):
     """A checkpoint file is missing, truncated, unsafe or of an unknown kind."""
+
+
+class TrainingError(SynthkitError):
+    """Training cannot go on (the loss became NaN or infinite)."""

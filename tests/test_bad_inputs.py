@@ -177,6 +177,9 @@ def _cases(r: Path) -> list[tuple[str, list, int, str]]:
         ("train: recipe missing", ["train", r / "nope.yaml"], 2, "not found"),
         ("train: bad preprocess mode", ["train", r / "bad_mode.yaml", "--out", out / "run3"], 2, "preprocess.mode"),
         ("train: manifest is a folder", ["train", r / "folder_manifest.yaml", "--out", out / "run4"], 1, "is a folder"),
+        ("train: --threads 0", ["train", r / "good.yaml", "--out", out / "run5", "--threads", "0"], 2, "--threads"),
+        ("train: --stage of another kind", ["train", r / "good.yaml", "--out", out / "run6", "--stage", "autoencoder"],
+         2, "--stage"),
         # generate
         ("generate: --n 0", ["generate", "--n", "0", "--out", out / "g.zarr"], 2, "--n"),
         ("generate: bad condition", ["generate", "--n", "2", "--out", out / "g.zarr", "-c", "age=old"], 2, "age"),
@@ -268,6 +271,7 @@ def test_bad_input_is_one_line_and_no_traceback(bed, capsys, name):
     code, text = _run(argv, capsys)
     assert "Traceback" not in text, text
     assert code != 0, text
+    assert code in (1, 2), (code, text)  # 1 bad data, 2 usage
     if expected is not None:
         assert code == expected, (code, text)
     if argv[0] == "verify":  # "error: …" lines, one per damaged sample
@@ -276,7 +280,7 @@ def test_bad_input_is_one_line_and_no_traceback(bed, capsys, name):
     errors = [line for line in text.splitlines() if line.startswith("synthkit: error:")]
     assert len(errors) == 1, text
     assert fragment in errors[0], errors[0]
-    for folder in ("a4", "a5", "a6", "a7", "e3"):
+    for folder in ("a4", "a5", "a6", "a7", "e3", *(f"run{i}" for i in range(1, 7))):
         assert not (bed / "out" / folder).exists(), f"a failed command left {folder}/ behind"
 
 
@@ -284,3 +288,20 @@ def test_at_least_40_cases_across_the_commands():
     commands = {c[1][0] for c in _cases(Path("."))}
     assert len(CASE_NAMES) >= 40
     assert {"manifest", "train", "generate", "audit", "segment", "export", "verify", "inspect", "sample"} <= commands
+
+
+def test_a_real_process_prints_one_line_and_exits_1(bed):
+    """The same errors through the console entry point in a separate process (what a user's shell sees)."""
+    import subprocess
+    import sys
+
+    for argv in (["train", bed / "typo.yaml", "--out", bed / "out" / "run-sub"],
+                 ["manifest", "build", bed / "scans", "--pattern", "*.nii.gz", "--covariates",
+                  bed / "cov_unmapped.csv", "--id-column", "id", "-o", bed / "out" / "m-sub.csv"]):
+        r = subprocess.run([sys.executable, "-m", "synthkit.cli", *map(str, argv)], capture_output=True, text=True,
+                           timeout=300)
+        assert r.returncode == 1, r.stderr
+        assert "Traceback" not in r.stdout + r.stderr
+        assert [ln for ln in r.stderr.splitlines() if ln.strip()] == [r.stderr.strip()]
+        assert r.stderr.startswith("synthkit: error: ")
+    assert not (bed / "out" / "run-sub").exists()

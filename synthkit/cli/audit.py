@@ -83,10 +83,10 @@ def segment(
 ) -> None:
     """Segment images (files or a store): label maps and a volumes CSV (ventricles, brain, GM, WM, CSF, mm³)."""
     import pandas as pd
-    from rich.progress import track
 
     from synthkit.data.io import load_nifti, save_nifti
     from synthkit.metrics.segmentation import make_segmenter
+    from synthkit.progress import track
     from synthkit.store.writer import is_store
 
     seg = make_segmenter(synthseg_model, prefer_freesurfer=freesurfer)

@@ -90,7 +90,7 @@ class PreprocessedCache:
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
             it = pool.map(work, range(len(paths)))
             if progress:
-                from rich.progress import track
+                from synthkit.progress import track
 
                 it = track(it, total=len(paths), description=progress, transient=True)
             for _ in it:

@@ -16,7 +16,7 @@ Every recoding is reported in one line (the build prints it), e.g. ``sex: M → 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -60,18 +60,23 @@ def _key(value: Any) -> str:
     return f"{f:g}" if np.isfinite(f) else s
 
 
-def apply_map(series: pd.Series, mapping: Mapping[Any, float], column: str) -> pd.Series:
-    """Recode ``series`` with ``mapping``; values it does not cover are one error listing them and their rows."""
+def apply_map(
+    series: pd.Series, mapping: Mapping[Any, float], column: str, names: Sequence[str] | None = None
+) -> pd.Series:
+    """Recode ``series`` with ``mapping``; values it does not cover are one error listing them and where they
+    are: the subjects holding them when ``names`` (one per row, e.g. subject IDs) is given, else row numbers."""
     lookup = {_key(k): float(v) for k, v in mapping.items()}
     present = series.notna() & (series.astype(str).str.strip() != "")
     keys = series[present].map(_key)
     unknown = sorted(set(keys) - set(lookup))
     if unknown:
-        rows = [int(i) + 1 for i in np.flatnonzero(present.to_numpy())[np.isin(keys.to_numpy(), unknown)]]
+        rows = [int(i) for i in np.flatnonzero(present.to_numpy())[np.isin(keys.to_numpy(), unknown)]]
         shown = ", ".join(repr(u) for u in unknown[:_SHOWN]) + (" …" if len(unknown) > _SHOWN else "")
-        where = ", ".join(map(str, rows[:5])) + (" …" if len(rows) > 5 else "")
+        labels = [str(names[i]) for i in rows] if names is not None else [str(i + 1) for i in rows]
+        where = ("subjects " if names is not None else "table rows ") + ", ".join(labels[:5])
+        where += " …" if len(rows) > 5 else ""
         raise ManifestError(
-            f"column {column!r} has values with no code: {shown} (table rows {where}); "
+            f"column {column!r} has values with no code: {shown} ({where}); "
             f"give every value a code, e.g. --map {column}={unknown[0]}:CODE (VALUE: with no code marks it missing)"
         )
     out = pd.Series(np.nan, index=series.index, dtype=np.float64)
@@ -79,10 +84,13 @@ def apply_map(series: pd.Series, mapping: Mapping[Any, float], column: str) -> p
     return out
 
 
-def code_column(series: pd.Series, column: str, mapping: Mapping[Any, float] | None) -> tuple[pd.Series, str | None]:
-    """A covariate column as numbers, and a note saying what was recoded (None when copied as is)."""
+def code_column(
+    series: pd.Series, column: str, mapping: Mapping[Any, float] | None, names: Sequence[str] | None = None
+) -> tuple[pd.Series, str | None]:
+    """A covariate column as numbers, and a note saying what was recoded (None when copied as is); ``names``
+    (subject IDs, one per row) say where an uncoded value is."""
     if mapping is not None:
-        out = apply_map(series, mapping, column)
+        out = apply_map(series, mapping, column, names)
         codes = ", ".join(f"{k} → {_fmt(v)}" for k, v in mapping.items())
         return out, f"{column}: {codes} (--map)"
     numeric = pd.to_numeric(series, errors="coerce")
@@ -92,12 +100,12 @@ def code_column(series: pd.Series, column: str, mapping: Mapping[Any, float] | N
         if values is not None and values <= {0.0, 1.0}:
             return numeric, None
         if values is not None and values <= {1.0, 2.0}:
-            out = apply_map(series, {"1": 1.0, "2": 0.0}, column)
+            out = apply_map(series, {"1": 1.0, "2": 0.0}, column, names)
             other = f"--map {column}=1:0,2:1 for the other"
             return out, f"{column}: 1 → 1 (male), 2 → 0 (female), the IXI/ADNI convention; {other}"
         if values is None:
             keys = {_key(v) for v in series.dropna()}
-            out = apply_map(series, SEX_TEXT, column)
+            out = apply_map(series, SEX_TEXT, column, names)
             shown = ", ".join(f"{k} → {_fmt(SEX_TEXT[k])}" for k in sorted(keys & set(SEX_TEXT)))
             return out, f"{column}: {shown} (1 = male, 0 = female)"
         raise ManifestError(

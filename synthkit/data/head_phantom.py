@@ -214,7 +214,7 @@ def write_head_cohort(
     jobs = [(i, o, s) for i in range(n) for o in orientations for s in sites]
     it = iter(jobs)
     if progress:
-        from rich.progress import track
+        from synthkit.progress import track
 
         it = iter(track(jobs, description=f"writing {len(jobs)} head scans"))
     rows, params = [], []

@@ -219,7 +219,7 @@ def validate_manifest(
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
             results: Iterable = pool.map(check, jobs)
             if progress:
-                from rich.progress import track
+                from synthkit.progress import track
 
                 results = track(results, total=len(jobs), description="checking images", transient=True)
             for i, col, msg, shape in results:
@@ -343,7 +343,7 @@ def _join_covariates(
             if c in (id_column, "_key") or c in table.columns:
                 continue
             try:
-                values, note = code_column(merged[c], c, maps.get(c))
+                values, note = code_column(merged[c], c, maps.get(c), names=merged["subject_id"].tolist())
             except _TextColumn as e:
                 warnings.append(e.advice())
                 continue
@@ -386,7 +386,8 @@ class ColumnSpec:
         if self.map is not None:
             from synthkit.data.coding import apply_map
 
-            s = apply_map(s, self.map, self.column)
+            names = table["subject_id"].tolist() if "subject_id" in table.columns else None
+            s = apply_map(s, self.map, self.column, names)
         s = pd.to_numeric(s, errors="coerce") * self.scale
         if self.plus_years_from_days:
             days = self.plus_years_from_days

@@ -442,7 +442,7 @@ def write_cohort(
         pool = None
         results = map(_write_subject, jobs)
     if progress:
-        from rich.progress import track
+        from synthkit.progress import track
 
         results = track(results, total=n, description=f"writing {n} phantoms")
     try:

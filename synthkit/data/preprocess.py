@@ -182,7 +182,7 @@ def _register(data: np.ndarray, affine: np.ndarray, space: ImageSpace, p: Prepro
     try:
         result.image = standardise(image, mask)
     except ValueError as e:
-        raise NiftiError(f"intensity standardisation failed: {e}") from None
+        raise NiftiError(f"intensity standardisation failed ({e}): is it a T1 head scan?") from None
     result.brain_mask = mask
     return result
 

@@ -52,7 +52,7 @@ def preprocess_manifest(
     items = list(range(len(m)))
     it = items
     if progress:
-        from rich.progress import track
+        from synthkit.progress import track
 
         it = track(items, description=f"preprocessing {len(items)} images", transient=True)
     vols = m.volumes()

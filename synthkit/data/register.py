@@ -119,6 +119,8 @@ def head_mask(data: np.ndarray) -> np.ndarray:
     positive = sm[sm > 0]
     if positive.size == 0:
         raise NiftiError("the image has no foreground")
+    if positive.max() - positive.min() <= 1e-6 * positive.max():
+        raise NiftiError("the image is constant: no head to find in it")
     mask = sm > 0.5 * otsu(positive[:: max(1, positive.size // 500_000)])
     lab, n = ndi.label(mask)
     if n > 1:

@@ -131,6 +131,9 @@ def train(
             echo(f"training stopped; {out_p} keeps its saved state: add --resume to continue")
         elif created:
             shutil.rmtree(out_p, ignore_errors=True)
+            echo(f"training stopped before any state was saved; removed {out_p}")
+        else:
+            echo(f"training stopped before any state was saved; {out_p} existed before and is kept")
         raise
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from synthkit.errors import CheckpointError
+from synthkit.errors import CheckpointError, TrainingError
 from synthkit.viz import pyplot, save
 
 
@@ -64,15 +64,20 @@ class EMA:
 
 @dataclass
 class MetricsLog:
-    """``metrics.csv`` (appended; on resume, rows past the resumed step are dropped) and a loss-curve PNG."""
+    """``metrics.csv``: a row appended at every logged step, so the file can be followed (``tail -f``) while
+    training runs and a kill loses at most the row being written; rewritten whole only when a row brings a new
+    column (validation or preview figures the first time) or after a resume drops rows past the resumed step."""
 
     path: Path
     rows: list[dict[str, Any]] = field(default_factory=list)
+    _header: list[str] | None = field(default=None, repr=False)
+    _on_disk: int = field(default=0, repr=False)
 
     def load(self, stage: str, upto: int) -> None:
         if self.path.exists():
             with open(self.path) as f:
                 self.rows = [r for r in csv.DictReader(f) if r["stage"] != stage or int(r["step"]) <= upto]
+        self._header = None  # the next write rewrites the file without the dropped rows
 
     def add(self, **row: Any) -> None:
         self.rows.append({k: ("" if v is None else v) for k, v in row.items()})
@@ -81,11 +86,17 @@ class MetricsLog:
         keys: list[str] = []
         for r in self.rows:
             keys += [k for k in r if k not in keys]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=keys)
-            w.writeheader()
-            w.writerows(self.rows)
+        if keys == self._header and self.path.exists():
+            with open(self.path, "a", newline="") as f:
+                csv.DictWriter(f, fieldnames=keys).writerows(self.rows[self._on_disk :])
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=keys)
+                w.writeheader()
+                w.writerows(self.rows)
+            self._header = keys
+        self._on_disk = len(self.rows)
 
     def plot(self, png: Path) -> None:
         plt = pyplot()
@@ -170,9 +181,10 @@ def run_loop(
     progress: bool = True,
 ) -> None:
     """Run steps ``start .. steps-1`` with logging, validation, previews and checkpoints at their intervals;
-    ``metrics.csv`` is rewritten at every logged row, so it can be followed while training runs. Ctrl-C saves
-    the state first so ``--resume`` continues where it stopped."""
-    bar = Progress(stage, start, steps, progress)
+    ``metrics.csv`` gets a row at every logged step, so it can be followed while training runs; off a terminal
+    a plain progress line every ``log_every`` steps. Ctrl-C saves the state first so ``--resume`` continues
+    where it stopped."""
+    bar = Progress(stage, start, steps, progress, every_steps=log_every)
     t0, step = time.perf_counter(), start
     recent: list[float] = []
     try:
@@ -180,7 +192,9 @@ def run_loop(
             losses = hooks.train_step(step)
             loss = next(iter(losses.values()))
             if not math.isfinite(loss):
-                raise FloatingPointError(f"{stage}: the loss became {loss} at step {step}")
+                raise TrainingError(
+                    f"{stage}: the loss became {loss} at step {step + 1}; lower the learning rate or check the data"
+                )
             recent.append(loss)
             done = step + 1
             row: dict[str, Any] = {}
@@ -210,12 +224,16 @@ def run_loop(
 
 class Progress:
     """A rich progress bar on a terminal; otherwise (output redirected to a file, a batch job) one plain line
-    every ``every_seconds``, so a long run never looks hung."""
+    every ``every_steps`` steps (the recipe's ``log_every``) and at least every ``every_seconds``, so a long
+    run never looks hung."""
 
-    def __init__(self, stage: str, start: int, total: int, enabled: bool, every_seconds: float = 30.0) -> None:
+    def __init__(
+        self, stage: str, start: int, total: int, enabled: bool, every_steps: int = 10, every_seconds: float = 30.0
+    ) -> None:
         import sys
 
         self.stage, self.total, self.every = stage, total, every_seconds
+        self.every_steps = max(1, int(every_steps))
         self.enabled = enabled
         self.last_line = time.perf_counter()
         self.bar = None
@@ -229,7 +247,7 @@ class Progress:
             self.bar.update(self.task, completed=done, loss=loss, rate=rate)
             return
         now = time.perf_counter()
-        if now - self.last_line >= self.every or done == self.total:
+        if done % self.every_steps == 0 or now - self.last_line >= self.every or done == self.total:
             self.last_line = now
             eta = (self.total - done) / rate if rate > 0 else float("nan")
             print(

@@ -18,6 +18,7 @@ def test_head_phantom_then_preprocess_with_a_qc_montage(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     assert "register 6" in out and (tmp_path / "pp" / "qc.png").stat().st_size > 10_000
+    assert "preprocessing 6 images: 6/6" in out  # progress off a terminal (a log file) too
     pp = pd.read_csv(tmp_path / "pp" / "manifest.csv")
     assert len(pp) == 6 and "brain_mask" in pp.columns
     first = nib.load(tmp_path / "pp" / pp["image"].iloc[0])
@@ -56,3 +57,21 @@ def test_preprocess_takes_the_space_and_settings_from_a_recipe(tmp_path, capsys,
     out = capsys.readouterr().out
     assert "16×24×16 at 10×10×10 mm (mode resample)" in out and "resample 12" in out
     assert nib.load(next((tmp_path / "pp" / "images").glob("*.nii.gz"))).shape == (16, 24, 16)
+
+
+def test_preprocess_lists_rows_that_are_not_heads_and_writes_the_others(tmp_path, capsys, phantom_cohort):
+    from synthkit.data.io import save_nifti
+
+    good = pd.read_csv(phantom_cohort).iloc[:1]
+    good = good.assign(image=[str(phantom_cohort.parent / p) for p in good["image"]]).drop(columns="label")
+    save_nifti(np.ones((30, 30, 30), np.float32), np.diag([4.0, 4, 4, 1]), tmp_path / "const.nii.gz")
+    save_nifti(np.zeros((30, 30, 30), np.float32), np.diag([4.0, 4, 4, 1]), tmp_path / "zeros.nii.gz")
+    bad = pd.DataFrame({"subject_id": ["const", "zeros"], "image": [str(tmp_path / "const.nii.gz"),
+                                                                     str(tmp_path / "zeros.nii.gz")]})
+    pd.concat([bad, good], ignore_index=True).to_csv(tmp_path / "m.csv", index=False)
+    code = main(["preprocess", str(tmp_path / "m.csv"), "--out", str(tmp_path / "pp"), "--spacing", "8"])
+    out = capsys.readouterr()
+    assert code == 1 and "Traceback" not in out.out + out.err
+    assert "failed: row 1 (const)" in out.err and "constant" in out.err and "failed: row 2 (zeros)" in out.err
+    assert "2 row(s) failed" in out.err
+    assert len(pd.read_csv(tmp_path / "pp" / "manifest.csv")) == 1 and (tmp_path / "pp" / "qc.png").exists()

@@ -31,8 +31,11 @@ def test_common_codings_of_sex_are_mapped_and_reported(images, values, expected)
 
 
 def test_an_unmapped_value_is_one_error_listing_it(images):
-    with pytest.raises(ManifestError, match=r"'u'.*rows 3"):
+    with pytest.raises(ManifestError, match=r"'u'.*\(subjects s3\)"):
         _build(images, pd.DataFrame({"id": ["s1", "s2", "s3", "s4"], "sex": ["M", "F", "U", "M"]}))
+    # named by subject, not by a row number that could be read as the covariate table's (here in another order)
+    with pytest.raises(ManifestError, match=r"'\?'.*\(subjects s1, s4\)"):
+        _build(images, pd.DataFrame({"id": ["s4", "s3", "s2", "s1"], "sex": ["?", "F", "M", "?"]}))
     with pytest.raises(ManifestError, match="'c'"):
         _build(images, pd.DataFrame({"id": ["s1", "s2", "s3", "s4"], "site": ["A", "B", "C", "A"]}), maps={"site": {"a": 0, "b": 1}})
 

@@ -94,3 +94,19 @@ def test_no_group_describes_fewer_than_k_rows():
     # fewer than k rows in all: one group
     tiny = CovariateDistribution.fit({"age": age[:4], "sex": sex[:4]})
     assert len(tiny.groups) == 1
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_gap_stays_empty_when_another_covariate_overlaps_across_it(seed):
+    """Ventricles grow with age but vary so much that young and old subjects overlap in volume: splitting
+    along the volume's wider spread put ages 50 and 70 in one group (one training set in five before)."""
+    rng = np.random.default_rng(seed)
+    age = np.concatenate([rng.uniform(23, 51, 150), rng.uniform(68, 96, 150)])
+    vent = 10_000 + 600 * (age - 20) + rng.normal(0, 6_000, 300)
+    sex = rng.integers(0, 2, 300).astype(float)
+    dist = CovariateDistribution.fit({"age": age, "sex": sex, "ventricular_volume": vent})
+    gap = np.linspace(55.5, 64.5, 19)  # 55 and 65 are range edges: ranges are rounded outward to 5 years
+    for sex in (0.0, 1.0):
+        assert not dist.supported({"age": gap, "sex": np.full(19, sex)}).any()
+    draws = dist.sample(5000, np.random.default_rng(seed))
+    assert np.mean((draws["age"] >= 55) & (draws["age"] <= 64)) == 0.0

@@ -77,6 +77,16 @@ def test_constant_and_empty_images_are_refused(head):
         preprocess_array(np.zeros((10, 10, 10), np.float32), aff, SPACE)
 
 
+@pytest.mark.parametrize(
+    ("volume", "message"),
+    [(np.zeros((40, 40, 40)), "no foreground"), (np.ones((40, 40, 40)), "constant"),
+     (np.pad(np.full((4, 4, 4), 5.0), 18), "too little foreground")],
+)
+def test_what_is_not_a_head_is_one_clear_error_when_registering(volume, message):
+    with pytest.raises(NiftiError, match=message):
+        preprocess_array(volume.astype(np.float32), np.diag([2.0, 2.0, 2.0, 1.0]), SPACE, PreprocessParams(mode="register"))
+
+
 def test_cache_returns_the_same_volume_without_recomputing(tmp_path, head, monkeypatch):
     p = tmp_path / "h.nii.gz"
     nib.save(nib.Nifti1Image(*head), str(p))
