@@ -2,8 +2,8 @@
 
 A family is "what it diffuses and how it decodes" (DESIGN §5): ``ddpm`` diffuses images mapped to [-1, 1],
 ``ldm`` the autoencoder's latents, ``deformation`` the velocity fields that warp its template onto each
-subject. The diffusion stage (:mod:`synthkit.training.diffusion`) only sees a :class:`DiffusionInputs`; a
-new family registers a factory in :data:`INPUTS` for its recipe ``kind``.
+subject, ``icn`` signed network maps. The diffusion stage (:mod:`synthkit.training.diffusion`) only sees a
+:class:`DiffusionInputs`; a new family registers a factory in :data:`INPUTS` for its recipe ``kind``.
 """
 
 from __future__ import annotations
@@ -71,6 +71,15 @@ class ImageInputs:
 
     def stats(self) -> dict[str, float]:
         return {}
+
+
+class MapInputs(ImageInputs):
+    """``icn``: signed network maps, already in [-1, 1] (divided by their largest |value| when preprocessed),
+    diffused as they are; they decode to [0, 1] images as (x + 1) / 2, zero at 0.5."""
+
+    def get(self, split: str, idx: list[int], g: torch.Generator) -> torch.Tensor:
+        bank = self.ctx.data.train if split == "train" else self.ctx.data.val
+        return self.ctx.batch(bank, idx)
 
 
 class LatentInputs:
@@ -195,4 +204,5 @@ INPUTS: dict[str, Callable[[RunContext], DiffusionInputs]] = {
     "ddpm": ImageInputs,
     "ldm": LatentInputs,
     "deformation": FieldInputs,
+    "icn": MapInputs,
 }
