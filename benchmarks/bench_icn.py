@@ -49,10 +49,11 @@ def seconds_per_step(recipe: dict, workdir: Path, threads: int) -> float:
     return (t[PROBE_STEPS + 1] - t[1]) / PROBE_STEPS
 
 
-def make_recipe(dims: int, manifest: Path) -> dict:
+def make_recipe(dims: int, manifest: Path, sampling_steps: int) -> dict:
     recipe = yaml.safe_load((ROOT / "recipes" / "demo-icn.yaml").read_text())
     recipe["data"]["manifest"] = str(manifest.resolve())
     recipe["training"].update(val_every=10**6, preview_every=10**6, checkpoint_every=10**6, log_every=20)
+    recipe["sampling"]["steps"] = sampling_steps
     if dims == 2:
         x, y, z = recipe["space"]["shape"]
         recipe.update(name="bench-icn-2d", icn={"depth": z})
@@ -71,7 +72,7 @@ def run_one(dims: int, manifest: Path, out: Path, args) -> dict:
     work = out / f"{dims}d"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    recipe = make_recipe(dims, manifest)
+    recipe = make_recipe(dims, manifest, args.sampling_steps)
     rate = seconds_per_step(recipe, work, args.threads)
     recipe["training"]["steps"] = max(10, int(args.minutes * 60 / rate))
     path = work / "recipe.yaml"
@@ -102,6 +103,7 @@ def run_one(dims: int, manifest: Path, out: Path, args) -> dict:
         "generate_seconds": round(t_gen, 1),
         "audit_seconds": round(time.perf_counter() - t2, 1),
         "samples_per_network": args.per_network,
+        "sampling_steps": args.sampling_steps,
         "top1_accuracy": ident["top1_accuracy"],
         "real_top1_accuracy": ident["real_top1_accuracy"],
         "worst_network_accuracy": min(ident["per_network_accuracy"].values()),
@@ -122,6 +124,7 @@ def main() -> None:
     ap.add_argument("--spacing", type=float, default=6.0)
     ap.add_argument("--per-network", type=int, default=20, help="samples of every network")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--sampling-steps", type=int, default=10, help="DDIM steps (the demo recipe has 25)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "icn")
     args = ap.parse_args()
 

@@ -129,14 +129,19 @@ def _mean_over(per_network: dict, side: str) -> dict[str, float]:
 
 def _identity(ctx: AuditContext, names: list[str], syn_lab: np.ndarray, ref_lab: np.ndarray) -> dict:
     """Top-1 accuracy and confusion of the generated maps against templates from real half A, and of real
-    half B against the same templates (the real-vs-real baseline)."""
+    half B against the same templates (the real-vs-real baseline). 2D: templates per slice position."""
     k = len(names)
+    icn = ctx.icn
+    assert icn is not None
     a, b = ctx.half_a, ctx.half_b
-    if ctx.icn is not None and ctx.icn.reference_slice is not None:
+    if icn.reference_slice is None:
+        templates = icn_mod.network_means(ctx.reference[a], ref_lab[a], k)
+        pred = icn_mod.identify(ctx.synthetic, templates)
+        pred_real = icn_mod.identify(ctx.reference[b], templates)
+    else:
         a, b = _halves_by_subject(ctx)
-    templates = icn_mod.network_means(ctx.reference[a], ref_lab[a], k)
-    pred = icn_mod.identify(ctx.synthetic, templates)
-    pred_real = icn_mod.identify(ctx.reference[b], templates)
+        pred = _identify_by_slice(ctx.synthetic, icn.synthetic_slice, ctx, a, k)
+        pred_real = _identify_by_slice(ctx.reference[b], icn.reference_slice[b], ctx, a, k)
     conf = icn_mod.confusion_matrix(syn_lab, pred, k)
     return {
         "top1_accuracy": icn_mod.top1_accuracy(syn_lab, pred),
@@ -144,8 +149,22 @@ def _identity(ctx: AuditContext, names: list[str], syn_lab: np.ndarray, ref_lab:
         "per_network_accuracy": {n: float(conf[j, j] / conf[j].sum()) for j, n in enumerate(names) if conf[j].sum()},
         "confusion": conf.tolist(),
         "real_confusion": icn_mod.confusion_matrix(ref_lab[b], pred_real, k).tolist(),
-        "templates": f"mean real map of each network over reference half A ({len(a)} maps)",
+        "templates": f"mean real map of each network over reference half A ({len(a)} maps"
+        + (", per slice position)" if icn.reference_slice is not None else ")"),
     }
+
+
+def _identify_by_slice(maps: np.ndarray, z: np.ndarray, ctx: AuditContext, a: np.ndarray, k: int) -> np.ndarray:
+    """2D: each slice against the half-A templates of its own slice position."""
+    icn = ctx.icn
+    assert icn is not None and icn.reference_slice is not None
+    pred = np.zeros(len(maps), dtype=np.int64)
+    for zv in np.unique(z):
+        ref = a[icn.reference_slice[a] == zv]
+        templates = icn_mod.network_means(ctx.reference[ref], icn.reference_codes[ref], k)
+        sel = np.flatnonzero(z == zv)
+        pred[sel] = icn_mod.identify(maps[sel], templates)
+    return pred
 
 
 def _halves_by_subject(ctx: AuditContext) -> tuple[np.ndarray, np.ndarray]:
