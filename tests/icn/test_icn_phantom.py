@@ -81,3 +81,18 @@ def test_a_bad_component_table_is_one_line(tmp_path):
     pd.DataFrame({"subject_id": ["s"], "image": ["x.nii.gz"], "components": ["c.csv"]}).to_csv(tmp_path / "m.csv")
     with pytest.raises(ManifestError, match="unique"):
         read_manifest(tmp_path / "m.csv", check_files=False)
+
+
+def test_phantom_kind_icn_on_the_command_line(tmp_path, capsys):
+    from synthkit.cli import main
+
+    code = main(["phantom", str(tmp_path / "icn"), "--kind", "icn", "--n", "1", "--spacing", "12"])
+    assert code in (0, None) and (tmp_path / "icn" / "components.csv").exists()
+    assert len(read_manifest(tmp_path / "icn" / "manifest.csv")) == 13
+    capsys.readouterr()
+    code = main(["phantom", str(tmp_path / "x"), "--kind", "fmri"])
+    text = "".join(capsys.readouterr())
+    assert code == 2 and "Traceback" not in text
+    assert [line for line in text.splitlines() if line.startswith("synthkit: error:")] == [
+        "synthkit: error: --kind 'fmri': expected t1 or icn"
+    ]
