@@ -9,7 +9,7 @@
    generated map against real maps of its network beside real-vs-real (papers/ddpm-fmri-icn.txt: 0.74 /
    0.001 / 26.37 dB on UK Biobank); variance heatmaps and the confusion matrix as figures in the audit folder.
 
-Usage: ``python benchmarks/bench_icn.py [--minutes 30] [--dims 3 2] [--n 40] [--threads 1] [--out DIR]``
+Usage: ``python benchmarks/bench_icn.py [--minutes 30 | --steps N] [--dims 3 2] [--n 40] [--threads 1] [--out DIR]``
 """
 
 from __future__ import annotations
@@ -74,7 +74,8 @@ def run_one(dims: int, manifest: Path, out: Path, args) -> dict:
     work.mkdir(parents=True)
     recipe = make_recipe(dims, manifest, args.sampling_steps)
     rate = seconds_per_step(recipe, work, args.threads)
-    recipe["training"]["steps"] = max(10, int(args.minutes * 60 / rate))
+    # a probe on a loaded machine overestimates the time per step: --steps fixes the count instead
+    recipe["training"]["steps"] = args.steps or max(10, int(args.minutes * 60 / rate))
     path = work / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe, sort_keys=False))
     t0 = time.perf_counter()
@@ -119,6 +120,7 @@ def run_one(dims: int, manifest: Path, out: Path, args) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=30.0, help="training budget per model")
+    ap.add_argument("--steps", type=int, default=None, help="training steps (default: what fills --minutes)")
     ap.add_argument("--dims", nargs="+", type=int, default=[3, 2], choices=[2, 3])
     ap.add_argument("--n", type=int, default=40, help="phantom subjects (10 %% val, 10 %% test)")
     ap.add_argument("--spacing", type=float, default=6.0)
