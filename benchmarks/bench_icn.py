@@ -28,12 +28,13 @@ PROBE_STEPS = 6
 
 
 def seconds_per_step(recipe: dict, workdir: Path, threads: int) -> float:
-    """Seconds per training step, from a probe of PROBE_STEPS steps after one warm-up step."""
+    """Seconds per training step, from a probe of PROBE_STEPS steps between a warm-up step and the last one."""
     from synthkit.training.run import train
 
     probe = json.loads(json.dumps(recipe))
+    # the last step validates, previews and saves a checkpoint: it is run but not timed
     probe["training"].update(
-        steps=PROBE_STEPS + 1, val_every=10**6, preview_every=10**6, checkpoint_every=10**6, log_every=1
+        steps=PROBE_STEPS + 2, val_every=10**6, preview_every=10**6, checkpoint_every=10**6, log_every=1
     )
     path = workdir / "probe.yaml"
     path.write_text(yaml.safe_dump(probe, sort_keys=False))
