@@ -50,11 +50,12 @@ def seconds_per_step(recipe: dict, workdir: Path, threads: int) -> float:
     return (t[PROBE_STEPS + 1] - t[1]) / PROBE_STEPS
 
 
-def make_recipe(dims: int, manifest: Path, sampling_steps: int) -> dict:
+def make_recipe(dims: int, manifest: Path, sampling_steps: int, guidance: float = 1.0) -> dict:
     recipe = yaml.safe_load((ROOT / "recipes" / "demo-icn.yaml").read_text())
     recipe["data"]["manifest"] = str(manifest.resolve())
     recipe["training"].update(val_every=10**6, preview_every=10**6, checkpoint_every=10**6, log_every=20)
     recipe["sampling"]["steps"] = sampling_steps
+    recipe["sampling"]["guidance_scale"] = guidance
     if dims == 2:
         x, y, z = recipe["space"]["shape"]
         recipe.update(name="bench-icn-2d", icn={"depth": z})
@@ -73,7 +74,7 @@ def run_one(dims: int, manifest: Path, out: Path, args) -> dict:
     work = out / f"{dims}d"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    recipe = make_recipe(dims, manifest, args.sampling_steps)
+    recipe = make_recipe(dims, manifest, args.sampling_steps, args.guidance)
     rate = seconds_per_step(recipe, work, args.threads)
     # a probe on a loaded machine overestimates the time per step: --steps fixes the count instead
     recipe["training"]["steps"] = args.steps or max(10, int(args.minutes * 60 / rate))
@@ -106,6 +107,7 @@ def run_one(dims: int, manifest: Path, out: Path, args) -> dict:
         "audit_seconds": round(time.perf_counter() - t2, 1),
         "samples_per_network": args.per_network,
         "sampling_steps": args.sampling_steps,
+        "guidance_scale": args.guidance,
         "top1_accuracy": ident["top1_accuracy"],
         "real_top1_accuracy": ident["real_top1_accuracy"],
         "worst_network_accuracy": min(ident["per_network_accuracy"].values()),
@@ -128,6 +130,7 @@ def main() -> None:
     ap.add_argument("--per-network", type=int, default=20, help="samples of every network")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--sampling-steps", type=int, default=10, help="DDIM steps (the demo recipe has 25)")
+    ap.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale at sampling")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "icn")
     args = ap.parse_args()
 
