@@ -77,8 +77,15 @@ def test_neuromark_expands_components_into_rows(tmp_path):
     assert len(t) == 53 and list(t["volume"]) == list(range(53)) and (t["age"] == 55).all()
     assert t["network"].iloc[0] == "SC1_Caudate" and t["subject_id"].iloc[0] == "sub001_SC1_Caudate"
     counts = t["domain"].value_counts().to_dict()
-    assert counts == {"subcortical": 5, "auditory": 2, "sensorimotor": 9, "visual": 9, "cognitive control": 17,
-                      "default mode": 7, "cerebellar": 4}
+    assert counts == {
+        "subcortical": 5,
+        "auditory": 2,
+        "sensorimotor": 9,
+        "visual": 9,
+        "cognitive control": 17,
+        "default mode": 7,
+        "cerebellar": 4,
+    }
     spec.images.volumes = [0, 1, 2, 3, 4]
     t, _, _ = build_dataset_manifest(spec, tmp_path)
     assert list(t["domain"].unique()) == ["subcortical"] and len(t) == 5
