@@ -1,6 +1,6 @@
 """Recipes: YAML files validated by pydantic models (``extra="forbid"``: a misspelt key is an error).
 
-``load_recipe(path)`` reads a training recipe (``kind: ddpm``, ``ldm`` or ``deformation``) with
+``load_recipe(path)`` reads a training recipe (``kind: ddpm``, ``ldm``, ``deformation`` or ``icn``) with
 ``yaml.safe_load``; a bad file fails with one line naming the file, the field path and what was expected, e.g.
 ``recipes/x.yaml: training.lr: Input should be a valid number (got 'fast')``.
 """
@@ -71,6 +71,9 @@ class PreprocessConfig(Strict):
     #: ``resample`` mode: the intensity percentiles scaled to [0, 1]
     lower_percentile: float = Field(0.5, ge=0, le=50)
     upper_percentile: float = Field(99.5, ge=50, le=100)
+    #: ``signed``: signed maps (ICA components, z-maps) in MNI space, kept signed: brain-masked and divided by
+    #: their largest |value| (the ``icn`` family's default)
+    intensity: Literal["percentile", "signed"] = "percentile"
 
 
 class DataConfig(Strict):
@@ -312,11 +315,64 @@ class DeformationRecipe(_RecipeBase):
         return self
 
 
-Recipe = Annotated[DDPMRecipe | LDMRecipe | DeformationRecipe, Field(discriminator="kind")]
+class ICNConfig(Strict):
+    """What makes a recipe an ``icn`` model: the network condition and, for a 2D model, its slices."""
+
+    #: the manifest column naming each map's network (a categorical condition, by name on the command line)
+    network_column: str = "network"
+    #: a 2D model (space [X, Y, 1]) trains on the axial slices of an [X, Y, depth] grid, each slice's z position
+    #: (MNI mm) a condition (``slice_z``); those with less brain than this fraction of the largest slice's are left out
+    depth: int | None = Field(None, ge=1)
+    min_slice_brain_fraction: float = Field(0.25, ge=0, le=1)
+
+
+class ICNRecipe(_RecipeBase):
+    """Image-space DDPM of fMRI intrinsic connectivity network maps, one model for every network, conditioned on
+    the network (the ICN DDPM paper, papers/ddpm-fmri-icn.txt, trained one model per network)."""
+
+    kind: Literal["icn"]
+    icn: ICNConfig = ICNConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _signed_by_default(cls, raw: Any) -> Any:
+        """Maps are signed: the preprocessing keeps the sign unless the recipe says otherwise."""
+        if isinstance(raw, dict) and isinstance(raw.get("data"), dict):
+            pre = raw["data"].get("preprocess")
+            if pre is None or isinstance(pre, dict):
+                raw = {**raw, "data": {**raw["data"], "preprocess": {"intensity": "signed", **(pre or {})}}}
+        return raw
+
+    @model_validator(mode="after")
+    def _shapes(self) -> ICNRecipe:
+        net = self.icn.network_column
+        if net not in self.data.conditions:
+            raise ValueError(f"an icn model is conditioned on its network: add {net!r} to data.conditions")
+        if self.data.preprocess.intensity != "signed":
+            raise ValueError("ICN maps are signed: data.preprocess.intensity must be 'signed'")
+        two_d = self.unet.spatial_dims == 2
+        if two_d and self.icn.depth is None:
+            raise ValueError("a 2D icn model needs icn.depth (the axial slices of the grid it learns from)")
+        if two_d and "slice_z" not in self.data.conditions:
+            raise ValueError("a 2D icn model is conditioned on its slice: add 'slice_z' to data.conditions")
+        if not two_d and self.icn.depth is not None:
+            raise ValueError("icn.depth is for a 2D model (unet.spatial_dims: 2) only")
+        _check_divisible(_spatial(self), len(self.unet.channels), "space")
+        return self
+
+    def data_space(self) -> ImageSpace:
+        """The grid maps are preprocessed into: the space, or [X, Y, depth] for a 2D model."""
+        if self.icn.depth is None:
+            return self.space.to_space()
+        x, y, _ = self.space.shape
+        return ImageSpace.centered((x, y, self.icn.depth), self.space.spacing)
+
+
+Recipe = Annotated[DDPMRecipe | LDMRecipe | DeformationRecipe | ICNRecipe, Field(discriminator="kind")]
 _RECIPE = TypeAdapter(Recipe)
 
 
-def load_recipe(path: str | Path) -> DDPMRecipe | LDMRecipe | DeformationRecipe:
+def load_recipe(path: str | Path) -> DDPMRecipe | LDMRecipe | DeformationRecipe | ICNRecipe:
     """Read and validate a training recipe; relative data paths are resolved against the recipe's folder."""
     p = Path(path)
     raw = read_yaml(p)
@@ -355,7 +411,7 @@ def validate(model: type[M] | TypeAdapter, raw: Any, path: Path | str) -> M:
 
 def _describe(err: Any) -> str:
     # Drop discriminator tags ("ldm") and union branch names from the location.
-    loc = [str(x) for x in err["loc"] if not (isinstance(x, str) and x in ("ddpm", "ldm", "deformation"))]
+    loc = [str(x) for x in err["loc"] if not (isinstance(x, str) and x in ("ddpm", "ldm", "deformation", "icn"))]
     where = ".".join(loc) if loc else "(top level)"
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
@@ -365,7 +421,7 @@ def _describe(err: Any) -> str:
     elif err["type"] == "missing":
         msg = "required key is missing"
     elif err["type"] in ("union_tag_invalid", "union_tag_not_found"):
-        where, msg = ".".join([*loc, "kind"]), "must be one of: ddpm, ldm, deformation"
+        where, msg = ".".join([*loc, "kind"]), "must be one of: ddpm, ldm, deformation, icn"
     got = err.get("input")
     quiet = err["type"] in ("missing", "extra_forbidden") or isinstance(got, dict | list | tuple)
     shown = "" if quiet else f" (got {got!r})"

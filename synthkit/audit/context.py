@@ -32,6 +32,7 @@ SEED_OFFSETS = {
     "variance_subset": 3,
     "segment_subset": 4,
     "extrapolation": 7,
+    "icn_pairs": 8,
 }
 
 
@@ -61,6 +62,18 @@ class Part:
 
 
 @dataclass
+class ICNLabels:
+    """The networks of an ``icn`` store's samples and of the reference maps (indices into ``names``), and for a
+    2D store each slice's z position."""
+
+    names: list[str]
+    synthetic_codes: np.ndarray
+    reference_codes: np.ndarray
+    synthetic_slice: np.ndarray | None = None
+    reference_slice: np.ndarray | None = None
+
+
+@dataclass
 class AuditContext:
     """The loaded inputs of one audit; sections read from it and never reload the reference."""
 
@@ -80,6 +93,7 @@ class AuditContext:
     half_b: np.ndarray
     manifest_sha256: str
     cache: dict[str, Any] = field(default_factory=dict)  # results shared between sections (features)
+    icn: ICNLabels | None = None  # an icn store's networks (the ICN section runs only then)
 
     @property
     def positions(self) -> np.ndarray:
@@ -163,11 +177,16 @@ def load_context(
     if recipe.n_reference is not None and recipe.n_reference < len(m):
         rows = np.sort(rng.choice(rows, size=recipe.n_reference, replace=False))
     vols = m.volumes()
-    real = PreprocessedCache(cohort.space).get_many(
-        [m.table["image"].iloc[i] for i in rows],
-        [vols[i] for i in rows],
-        progress="preprocessing the reference" if options.progress else None,
-    )
+    progress = "preprocessing the reference" if options.progress else None
+    icn = None
+    if "network" in cohort.categories:
+        from synthkit.audit.icn_reference import load_icn_reference
+
+        real, rows, icn = load_icn_reference(cohort, m, rows, pick, progress)
+    else:
+        real = PreprocessedCache(cohort.space).get_many(
+            [m.table["image"].iloc[i] for i in rows], [vols[i] for i in rows], progress=progress
+        )
     perm = np.random.default_rng(recipe.seed + SEED_OFFSETS["halves"]).permutation(len(rows))
     half = len(rows) // 2
     return AuditContext(
@@ -186,4 +205,5 @@ def load_context(
         half_a=np.sort(perm[:half]),
         half_b=np.sort(perm[half : 2 * half]),
         manifest_sha256=hashlib.sha256(Path(reference).read_bytes()).hexdigest(),
+        icn=icn,
     )

@@ -15,7 +15,16 @@ from synthkit.errors import UsageError
 def phantom(
     out: Annotated[Path, typer.Argument(help="Output folder (images/, labels/, manifest.csv, params.jsonl).")],
     n: Annotated[int, typer.Option("--n", min=1, help="Number of subjects.")] = 20,
-    spacing: Annotated[float, typer.Option(min=0.25, max=16, help="Voxel size in mm.")] = 2.0,
+    spacing: Annotated[
+        float | None, typer.Option(min=0.25, max=16, help="Voxel size in mm (default 2; --kind icn: 3).")
+    ] = None,
+    kind: Annotated[
+        str,
+        typer.Option(
+            help="t1: T1 volumes with label maps; icn: fMRI network maps (one 4D component file per subject, "
+            "13 Seitzman et al. 2018 networks, NeuroMark's field of view) with components.csv."
+        ),
+    ] = "t1",
     shape: Annotated[
         tuple[int, int, int] | None,
         typer.Option(help="Grid size D H W (default: 160×224×160 mm at the spacing)."),
@@ -31,9 +40,21 @@ def phantom(
         ),
     ] = False,
 ) -> None:
-    """Write a phantom cohort with exact ground truth: T1 + label NIfTIs and a manifest."""
+    """Write a phantom cohort with exact ground truth: T1 + label NIfTIs (or ICN maps) and a manifest."""
     from synthkit.data import phantom as ph
 
+    if kind not in ("t1", "icn"):
+        raise UsageError(f"--kind {kind!r}: expected t1 or icn")
+    if kind == "icn":
+        from synthkit.data.icn_phantom import write_icn_cohort
+
+        if shape is not None or head:
+            raise UsageError("--kind icn has NeuroMark's field of view (156×186×153 mm); drop --shape and --head")
+        sp = 3.0 if spacing is None else spacing
+        console.print(f"ICN phantom: {n} subjects × 13 networks at {sp:g} mm, seed {seed} → {out}")
+        console.print(f"[green]wrote[/green] {write_icn_cohort(out, n, spacing=sp, seed=seed)}")
+        return
+    spacing = 2.0 if spacing is None else spacing
     if shape is not None and min(shape) < 1:
         raise UsageError("--shape needs three positive sizes")
     if head:

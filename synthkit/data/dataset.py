@@ -4,15 +4,22 @@ Everything a run needs is checked before it starts: the manifest exists and has 
 columns, every used row has them, the split leaves training and validation rows. Volumes are preprocessed
 once through the on-disk cache, then held in memory as float16 when they fit (``max_memory_gb``) or read from
 the cache per batch otherwise.
+
+A **categorical** condition (the ``icn`` family's ``network``) is read as text and held as the index of its
+value in the sorted categories of the used rows (``TrainingData.categories``). With ``slices`` (a 2D model on
+axial slices), every volume gives one item per listed slice, with the slice's position as the condition
+:data:`SLICE`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from synthkit.data.cache import PreprocessedCache
@@ -20,6 +27,9 @@ from synthkit.data.manifest import Manifest, numeric_column, read_manifest
 from synthkit.data.preprocess import PreprocessParams
 from synthkit.errors import ManifestError
 from synthkit.space import ImageSpace
+
+#: the condition a 2D model on axial slices gets: the slice's z position (MNI mm)
+SLICE = "slice_z"
 
 
 @dataclass
@@ -33,9 +43,12 @@ class VolumeBank:
     memory: torch.Tensor | None = None
     #: the manifest's ``label`` paths of these rows, when it has that column (None per row without one)
     label_paths: list[str | None] | None = None
+    #: 2D slice items: item i is axial slice ``slice_index[i]`` of volume ``volume_of[i]`` (None: items are volumes)
+    volume_of: np.ndarray | None = None
+    slice_index: np.ndarray | None = None
 
     def __len__(self) -> int:
-        return len(self.paths)
+        return len(self.paths) if self.volume_of is None else len(self.volume_of)
 
     def load(self, max_memory_gb: float, progress: str | None = None) -> None:
         """Preprocess every volume (cached on disk) and keep them in memory if they fit."""
@@ -49,11 +62,18 @@ class VolumeBank:
 
     def batch(self, indices: Sequence[int]) -> torch.Tensor:
         idx = [int(i) for i in indices]
+        if self.volume_of is not None and self.slice_index is not None:
+            vols = self._volumes([int(self.volume_of[i]) for i in idx])
+            z = torch.as_tensor(self.slice_index[idx], dtype=torch.long)
+            return vols[torch.arange(len(idx)), :, :, z][:, None, :, :, None]
+        return self._volumes(idx)[:, None]
+
+    def _volumes(self, idx: list[int]) -> torch.Tensor:
         if self.memory is not None:
             x = self.memory[idx].float()
         else:
             x = torch.from_numpy(np.stack([self.cache.get(self.paths[i], self.volumes[i]) for i in idx]))
-        return x[:, None]
+        return x
 
     def mean_image(self, spatial_dims: int = 3) -> torch.Tensor:
         """The voxel-wise mean of every volume, (1, 1, X, Y, Z) (or (1, 1, X, Y) for a 2D model)."""
@@ -74,6 +94,8 @@ class TrainingData:
     train: VolumeBank
     val: VolumeBank
     manifest: Manifest
+    #: categorical condition → its categories (the conditions hold indices into them)
+    categories: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
     @property
     def train_conditions(self) -> dict[str, np.ndarray]:
@@ -89,8 +111,13 @@ def load_training_data(
     seed: int = 0,
     params: PreprocessParams | None = None,
     cache_dir: str | Path | None = None,
+    categorical: Sequence[str] = (),
+    slices: Mapping[int, float] | None = None,
 ) -> TrainingData:
     """Check the manifest against the recipe and split it; nothing is preprocessed yet (see ``VolumeBank.load``).
+
+    ``categorical``: conditions read as text (see the module docstring); ``slices``: axial slice index → its z
+    position, for a 2D model trained on slices (the condition :data:`SLICE`).
 
     Raises:
         ManifestError: missing manifest, image files or condition columns, text or missing condition values,
@@ -98,7 +125,8 @@ def load_training_data(
     """
     m = read_manifest(manifest_path)
     t = m.table
-    missing_cols = [c for c in conditions if c not in t.columns]
+    derived = {SLICE} if slices is not None else set()
+    missing_cols = [c for c in conditions if c not in t.columns and c not in derived]
     if missing_cols:
         raise ManifestError(
             f"{manifest_path}: the recipe conditions on {', '.join(missing_cols)}, which the manifest lacks "
@@ -115,8 +143,13 @@ def load_training_data(
     if train_idx.size == 0:
         raise ManifestError(f"{manifest_path}: no training rows")
     used = np.concatenate([train_idx, val_idx])
-    values_of = {c: numeric_column(m, c, used) for c in conditions}
-    for c in conditions:
+    categories = {c: _categories(m, c, used) for c in conditions if c in categorical}
+    values_of = {
+        c: _codes(m, c, categories[c]) if c in categories else numeric_column(m, c, used)
+        for c in conditions
+        if c not in derived
+    }
+    for c in values_of:
         values = values_of[c]
         bad = used[~np.isfinite(values[used])]
         if bad.size:
@@ -130,12 +163,39 @@ def load_training_data(
         labels = [str(x) if isinstance(x, str) and x else None for x in t["label"]]
 
     def bank(idx: np.ndarray) -> VolumeBank:
-        return VolumeBank(
+        b = VolumeBank(
             cache=cache,
             paths=[str(t["image"].iloc[i]) for i in idx],
             volumes=[vols[i] for i in idx],
-            conditions={c: values_of[c][idx] for c in conditions},
+            conditions={c: values_of[c][idx] for c in values_of},
             label_paths=None if labels is None else [labels[i] for i in idx],
         )
+        return b if slices is None else _sliced(b, slices, list(conditions))
 
-    return TrainingData(train=bank(train_idx), val=bank(val_idx), manifest=m)
+    return TrainingData(train=bank(train_idx), val=bank(val_idx), manifest=m, categories=categories)
+
+
+def _categories(m: Manifest, name: str, rows: np.ndarray) -> tuple[str, ...]:
+    col = m.table[name]
+    missing = [int(r) for r in rows if pd.isna(col.iloc[r]) or not str(col.iloc[r]).strip()]
+    if missing:
+        shown = ", ".join(str(r + 1) for r in missing[:5]) + (" …" if len(missing) > 5 else "")
+        raise ManifestError(f"{m.path}: condition {name!r} is missing in row(s) {shown}")
+    return tuple(sorted({str(col.iloc[r]).strip() for r in rows}))
+
+
+def _codes(m: Manifest, name: str, cats: tuple[str, ...]) -> np.ndarray:
+    """Index of each row's value in ``cats`` (NaN for rows whose value is not among them: unused rows)."""
+    index = {c: float(i) for i, c in enumerate(cats)}
+    return np.array([index.get(str(v).strip(), np.nan) for v in m.table[name]], dtype=np.float64)
+
+
+def _sliced(b: VolumeBank, slices: Mapping[int, float], order: list[str]) -> VolumeBank:
+    """One item per (volume, slice); the slice's position becomes the condition :data:`SLICE`."""
+    zs = np.array(sorted(slices), dtype=np.int64)
+    n = len(b.paths)
+    volume_of = np.repeat(np.arange(n), zs.size)
+    conds = {c: v[volume_of] for c, v in b.conditions.items()}
+    conds[SLICE] = np.tile(np.array([slices[int(z)] for z in zs], dtype=np.float64), n)
+    ordered = {c: conds[c] for c in order if c in conds}
+    return dataclasses.replace(b, conditions=ordered, volume_of=volume_of, slice_index=np.tile(zs, n), label_paths=None)

@@ -43,6 +43,16 @@ class CovariatesRule(Strict):
     columns: dict[str, ColumnRule] = Field(default_factory=dict)
 
 
+class ComponentRule(Strict):
+    """One ICA component of a 4D file (e.g. a NeuroMark ICN): its volume, name and domain."""
+
+    index: int = Field(ge=0)
+    name: str
+    domain: str = ""
+    ica: int | None = None  # its number in the group ICA it came from (documentation)
+    region: str = ""  # its peak's anatomical label (documentation)
+
+
 class DatasetSpec(Strict):
     """A dataset description; only ``images`` is required (the rest documents where the data comes from)."""
 
@@ -53,6 +63,8 @@ class DatasetSpec(Strict):
     download: list[str] = Field(default_factory=list)
     layout: str = ""
     covariates: CovariatesRule | None = None
+    #: the components of 4D files: every file becomes one row per component (``volume``, ``network``, ``domain``)
+    components: list[ComponentRule] | None = None
     notes: str | None = None
 
 
@@ -94,9 +106,27 @@ def build_dataset_manifest(spec: DatasetSpec, root: str | Path) -> tuple[pd.Data
             columns={k: ColumnSpec(**v.model_dump()) for k, v in c.columns.items()} or None,
         )
     table, warnings, notes = build_manifest(root_p, spec.images.pattern, **kwargs)
-    if spec.images.volumes is not None:
+    if spec.components is not None:
+        keep = spec.images.volumes
+        comps = [c for c in spec.components if keep is None or c.index in keep]
+        table = _expand_components(table, comps)
+    elif spec.images.volumes is not None:
         table = _expand_volumes(table, spec.images.volumes)
     return table, warnings, notes
+
+
+def _expand_components(table: pd.DataFrame, comps: list[ComponentRule]) -> pd.DataFrame:
+    """One row per (subject, component): ``volume`` its index, ``network`` its name, ``domain`` its domain."""
+    parts = []
+    for c in comps:
+        t = table.copy()
+        t.insert(1, "subject", t["subject_id"])
+        t["subject_id"] = t["subject_id"] + f"_{c.name}"
+        t["volume"] = c.index
+        t["network"] = c.name
+        t["domain"] = c.domain
+        parts.append(t)
+    return pd.concat(parts, ignore_index=True).sort_values(["subject", "volume"], kind="stable").reset_index(drop=True)
 
 
 def _expand_volumes(table: pd.DataFrame, volumes: list[int]) -> pd.DataFrame:

@@ -1,7 +1,8 @@
 """Data manifests: one CSV row per image, with its covariates.
 
 Schema (``data_manifests/README.md``): required ``subject_id`` and ``image``; optional ``label`` (a label-map
-NIfTI), ``brain_mask`` (a brain-mask NIfTI), ``volume`` (the volume index in a 4D file), ``split``
+NIfTI), ``brain_mask`` (a brain-mask NIfTI), ``volume`` (the volume index in a 4D file), ``components`` (a
+component table: the row becomes one row per network, :mod:`synthkit.data.components`), ``network``, ``split``
 (train/val/test), ``age`` (years), ``sex`` (0 female, 1 male) and any numeric covariates (e.g.
 ``ventricular_volume``, ``brain_volume`` in mm³). Paths
 are absolute or relative to the manifest's folder.
@@ -24,7 +25,8 @@ from synthkit.errors import ManifestError, NiftiError, UsageError
 
 REQUIRED_COLUMNS = ("subject_id", "image")
 PATH_COLUMNS = ("image", "label", "brain_mask")
-TEXT_COLUMNS = ("subject_id", "image", "label", "brain_mask", "split")
+#: text columns: paths, the split, and an ICN row's network, domain, subject and component table
+TEXT_COLUMNS = ("subject_id", "image", "label", "brain_mask", "split", "network", "domain", "subject", "components")
 SPLITS = ("train", "val", "test")
 #: plausible ranges of well-known covariates; a value outside is a bad row
 RANGES: dict[str, tuple[float, float]] = {
@@ -103,6 +105,10 @@ def read_manifest(path: str | Path, *, check_files: bool = True) -> Manifest:
         raise ManifestError(
             f"{p}: missing required column(s) {', '.join(missing)} (found: {', '.join(map(str, table.columns))})"
         )
+    if "components" in table.columns:  # a 4D component file per row: one row per (subject, network)
+        from synthkit.data.components import expand_components
+
+        table = expand_components(table, p.parent)
     for col in PATH_COLUMNS:
         if col in table.columns:
             table[col] = [_resolve(p.parent, v) for v in table[col]]

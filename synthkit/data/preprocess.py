@@ -18,6 +18,12 @@ Two pipelines; ``PreprocessParams.mode`` chooses (``auto``, the default, decides
 ``Spacing``, ``CropForeground`` + ``ResizeWithPadOrCrop`` (the foreground's box centred in the grid) and
 ``ScaleIntensityRangePercentiles`` to [0, 1].
 
+``signed`` (``intensity: signed``) — signed statistical maps already in MNI space (ICA components, z-maps):
+one anti-aliased linear resampling onto the grid centred as the phantom's (on the MNI152 head's centre),
+background removal with the MNI152 brain mask, and a sign-preserving normalisation: division by the largest
+|value| inside the mask, so maps lie in [-1, 1] with 0 kept at 0 (the ICN DDPM paper's "normalization and
+background removal"; a percentile scaling would move zero and lose the sign).
+
 ``auto`` uses ``resample`` for images whose NIfTI header says they are in a template space (``sform_code``,
 or ``qform_code`` when the sform is unset, equal to 4 = MNI152 or 5 = another template; FSL, UK Biobank and
 ``synthkit phantom`` write it) and ``register`` for every other image.
@@ -57,6 +63,8 @@ class PreprocessParams:
     #: ``resample``: centre each image's foreground in the grid (off: keep the image where its header puts it,
     #: so that label maps on the same grid stay aligned, as the ``deformation`` family's Dice needs)
     centre: bool = True
+    #: ``percentile``: intensities scaled to [0, 1]; ``signed``: the signed-map pipeline (see module docstring)
+    intensity: Literal["percentile", "signed"] = "percentile"
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "version": PREPROCESS_VERSION}
@@ -119,6 +127,8 @@ def preprocess(
     p = params or PreprocessParams()
     if data.ndim != 3:
         raise NiftiError(f"expected a 3D volume, got shape {list(data.shape)}")
+    if p.intensity == "signed":
+        return _signed(data, affine, space)
     mode = p.mode if p.mode != "auto" else ("resample" if in_template_space else "register")
     if mode == "resample":
         return Preprocessed(_resample(data, affine, space, p), "resample")
@@ -185,6 +195,44 @@ def _register(data: np.ndarray, affine: np.ndarray, space: ImageSpace, p: Prepro
         raise NiftiError(f"intensity standardisation failed ({e}): is it a T1 head scan?") from None
     result.brain_mask = mask
     return result
+
+
+def signed_grid(space: ImageSpace) -> ImageSpace:
+    """The grid signed maps are resampled onto: ``space``'s shape and spacing centred on the MNI152 head's
+    centre (as the phantom's grid), so that voxel (i, j, k) is at a fixed MNI coordinate."""
+    from synthkit.data.phantom import template
+
+    return ImageSpace.centered(space.shape, space.spacing, center=tuple(template().center))
+
+
+def brain_slices(space: ImageSpace, min_fraction: float = 0.25) -> dict[int, float]:
+    """Axial slices of the signed grid whose brain area is at least ``min_fraction`` of the largest slice's:
+    slice index → its z position (MNI mm)."""
+    from synthkit.data.icn_phantom import tissue_on_grid
+
+    grid = signed_grid(space)
+    _, mask = tissue_on_grid(grid)
+    area = mask.sum(axis=(0, 1))
+    a = grid.affine_array
+    return {int(k): float(a[2, 2] * k + a[2, 3]) for k in np.flatnonzero(area >= min_fraction * area.max())}
+
+
+def _signed(data: np.ndarray, affine: np.ndarray, space: ImageSpace) -> Preprocessed:
+    from synthkit.data.icn_phantom import tissue_on_grid
+
+    grid = signed_grid(space)
+    g = np.linalg.inv(affine) @ grid.affine_array
+    footprint = np.abs(g[:3, :3]).max(axis=1)  # scan voxels per output voxel, along each scan axis
+    sigma = np.maximum(0.0, (footprint - 1.0) / 2.0)
+    src = ndi.gaussian_filter(np.asarray(data, np.float32), sigma) if np.any(sigma > 0) else data
+    idx = np.indices(space.shape, dtype=np.float64).reshape(3, -1)
+    image = ndi.map_coordinates(src, g[:3, :3] @ idx + g[:3, 3:4], order=1, mode="constant").reshape(space.shape)
+    _, mask = tissue_on_grid(grid)
+    image = np.where(mask, image, 0.0)
+    scale = float(np.abs(image).max())
+    if not scale > 0:
+        raise NiftiError("the map is zero inside the MNI152 brain mask (is it in MNI space?)")
+    return Preprocessed((image / scale).astype(np.float32), "signed", mask, grid.affine_array)
 
 
 def _resample(data: np.ndarray, affine: np.ndarray, space: ImageSpace, p: PreprocessParams) -> np.ndarray:

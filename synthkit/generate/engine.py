@@ -98,9 +98,10 @@ def generate_with_qc(
     measures = {k: np.concatenate([p.measures[k] for p in parts]) for k in parts[0].measures}
     attempts = np.ones(n, dtype=np.uint8)
     passed = np.ones(n, dtype=bool)
+    centre = float(getattr(gen, "image_centre", 0.0))
     for i in range(n):
         attempt = 0
-        while qc.check(images[i], {k: float(v[i]) for k, v in measures.items()}) is not None:
+        while qc.check(images[i], {k: float(v[i]) for k, v in measures.items()}, centre) is not None:
             if attempt >= qc.max_retries:
                 passed[i] = False
                 break

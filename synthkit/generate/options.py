@@ -20,8 +20,9 @@ class QCConfig:
     #: a deformation sample whose map folds on more than this fraction of voxels is regenerated
     max_folding: float = 0.01
 
-    def check(self, image: np.ndarray, measures: dict[str, float] | None = None) -> str | None:
-        """None if plausible, else the reason (``measures``: the sample's own, e.g. its folding fraction)."""
+    def check(self, image: np.ndarray, measures: dict[str, float] | None = None, centre: float = 0.0) -> str | None:
+        """None if plausible, else the reason (``measures``: the sample's own, e.g. its folding fraction;
+        ``centre``: the image value of "nothing there", 0.5 for signed maps such as ICNs)."""
         folding = (measures or {}).get("folding_fraction")
         if folding is not None and folding > self.max_folding:
             return f"the deformation folds on {folding:.3%} of voxels (more than {self.max_folding:.1%})"
@@ -29,7 +30,7 @@ class QCConfig:
             return "non-finite voxels"
         if image.min() < -0.01 or image.max() > 1.01:
             return f"intensities outside [0, 1] ({image.min():.3g}..{image.max():.3g})"
-        fg = float(np.mean(image > self.foreground_threshold))
+        fg = float(np.mean(np.abs(image - centre) > self.foreground_threshold))
         if not self.min_foreground <= fg <= self.max_foreground:
             return f"foreground fraction {fg:.3f} outside [{self.min_foreground}, {self.max_foreground}]"
         if float(image.std()) < self.min_std:

@@ -1,7 +1,9 @@
 """The plan of a run: N condition rows and N seeds, fixed before any sample is generated.
 
 Conditions come from, in order of precedence: a conditions CSV (one row per sample); ``--condition`` specs
-(``NAME=VALUE``, ``NAME=uniform(a,b)``, ``NAME=normal(m,s)``, ``NAME=linspace(a,b)``); and for every other
+(``NAME=VALUE``, ``NAME=uniform(a,b)``, ``NAME=normal(m,s)``, ``NAME=linspace(a,b)``; a categorical condition
+such as an ``icn`` model's network by name, ``network=DefaultMode`` or ``network=Visual,DefaultMode`` cycled,
+and when not given, every category in turn, so each gets the same number of samples); and for every other
 covariate of the model's training distribution, a joint draw from that distribution given the requested
 values. A sample is flagged ``extrapolated`` when a value is outside the training range or the row lies where
 the training set has no subjects (``CovariateDistribution.supported``). Every random draw comes
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,18 +35,31 @@ class ConditionSpec:
     """One ``--condition``: a constant or a distribution for one condition."""
 
     name: str
-    kind: str  # const | uniform | normal | linspace
+    kind: str  # const | uniform | normal | linspace | category
     a: float
     b: float = 0.0
+    #: ``category``: the indices of the named categories, cycled over the samples
+    codes: tuple[int, ...] = field(default=())
 
     @classmethod
-    def parse(cls, text: str) -> ConditionSpec:
+    def parse(cls, text: str, categories: Mapping[str, Sequence[str]] | None = None) -> ConditionSpec:
+        """Parse ``NAME=…``; ``categories`` names the model's categorical conditions and their categories."""
         m = _SPEC.match(text)
         if m is None:
             raise UsageError(
                 f"--condition {text!r}: expected NAME=VALUE, NAME=uniform(a,b), NAME=normal(m,s) or NAME=linspace(a,b)"
             )
         name, value = m["name"], m["value"].replace(" ", "")
+        if categories and name in categories:
+            known = [str(c) for c in categories[name]]
+            asked = [v for v in value.split(",") if v]
+            unknown = [v for v in asked if v not in known]
+            if unknown or not asked:
+                raise UsageError(
+                    f"--condition {text!r}: unknown {name} {', '.join(map(repr, unknown)) or '(none given)'}; "
+                    f"the model knows: {', '.join(known)}"
+                )
+            return cls(name, "category", 0.0, codes=tuple(known.index(v) for v in asked))
         if _CONST.match(value):
             if not np.isfinite(float(value)):
                 raise UsageError(f"--condition {text!r}: {value} is not a finite number")
@@ -64,6 +79,8 @@ class ConditionSpec:
         return cls(name, f["fn"], a, b)
 
     def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        if self.kind == "category":
+            return np.resize(np.asarray(self.codes, dtype=np.float64), n)
         if self.kind == "const":
             return np.full(n, self.a)
         if self.kind == "uniform":
@@ -86,8 +103,10 @@ class Plan:
         return list(self.conditions)
 
 
-def read_conditions_csv(path: str | Path, allowed: Sequence[str], n: int | None) -> dict[str, np.ndarray]:
-    """Read a conditions table (one row per sample; columns are condition names)."""
+def read_conditions_csv(
+    path: str | Path, allowed: Sequence[str], n: int | None, categories: Mapping[str, Sequence[str]] | None = None
+) -> dict[str, np.ndarray]:
+    """Read a conditions table (one row per sample; columns are condition names; a categorical one by name)."""
     p = Path(path)
     if not p.exists():
         raise UsageError(f"--conditions {p}: file not found")
@@ -109,6 +128,17 @@ def read_conditions_csv(path: str | Path, allowed: Sequence[str], n: int | None)
         raise UsageError(f"--conditions {p}: has {len(table)} rows but --n is {n}")
     out = {}
     for c in cols:
+        if categories and c in categories:
+            known = [str(k) for k in categories[c]]
+            names = table[c].astype(str).str.strip()
+            unknown = sorted(set(names) - set(known))
+            if unknown:
+                raise UsageError(
+                    f"--conditions {p}: column {c!r} has unknown value(s) {', '.join(map(repr, unknown[:5]))}; "
+                    f"the model knows: {', '.join(known)}"
+                )
+            out[c] = np.array([known.index(v) for v in names], dtype=np.float64)
+            continue
         values = pd.to_numeric(table[c], errors="coerce")
         bad = np.flatnonzero(values.isna().to_numpy() | ~np.isfinite(values.to_numpy(dtype=float)))
         if bad.size:
@@ -141,8 +171,9 @@ def make_plan(
     distribution: CovariateDistribution | None,
     specs: Sequence[ConditionSpec] = (),
     table: Mapping[str, np.ndarray] | None = None,
+    categories: Mapping[str, Sequence[str]] | None = None,
 ) -> Plan:
-    """Draw the plan of a run (see module docstring)."""
+    """Draw the plan of a run (see module docstring); a categorical condition is held as category indices."""
     check_n(n)
     allowed = list(condition_names)
     for s in specs:
@@ -158,6 +189,9 @@ def make_plan(
         conditions[s.name] = s.draw(n, rng)
     for k, v in (table or {}).items():
         conditions[k] = np.asarray(v, dtype=np.float64)
+    for k, cats in (categories or {}).items():
+        if k in allowed and k not in conditions:
+            conditions[k] = (np.arange(n) % len(cats)).astype(np.float64)  # every category in turn
     if distribution is not None and distribution.names:
         # the rest is drawn jointly, from training groups that fit the requested values (data/covariates.py)
         drawn = distribution.sample(n, rng, given=conditions)

@@ -49,10 +49,15 @@ def prepare_store(
         raise UsageError(f"--codec {opts.codec!r}: expected zstd or lz4")
     spec = ModelSpec(model=str(Path(model).resolve()) if model != "phantom" else "phantom", spacing=opts.spacing)
     gen = load_checked(spec.model, spacing=spec.spacing, device="cpu")
-    specs = [ConditionSpec.parse(s) for s in opts.condition_specs]
+    categories = dict(getattr(gen, "categories", None) or {})
+    specs = [ConditionSpec.parse(s, categories) for s in opts.condition_specs]
     if opts.conditions_csv is not None and specs:
         raise UsageError("--conditions and --condition exclude each other")
-    table = read_conditions_csv(opts.conditions_csv, gen.condition_names, opts.n) if opts.conditions_csv else None
+    table = (
+        read_conditions_csv(opts.conditions_csv, gen.condition_names, opts.n, categories)
+        if opts.conditions_csv
+        else None
+    )
     n = opts.n if opts.n is not None else (len(next(iter(table.values()))) if table else None)
     if n is None:
         raise UsageError("--n is required (or give --conditions CSV, one row per sample)")
@@ -63,6 +68,7 @@ def prepare_store(
         distribution=getattr(gen, "covariates", None),
         specs=specs,
         table=table,
+        categories=categories,
     )
     probe = probe_sample(gen, spec.model, int(plan.seeds[0]), {k: v[:1] for k, v in plan.conditions.items()})
     info = StoreInfo(

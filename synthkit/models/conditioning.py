@@ -36,13 +36,21 @@ class ConditionCodec:
         null_flag: bool,
         categorical: Sequence[str] = (),
         ranges: Mapping[str, tuple[float, float]] | None = None,
+        categories: Mapping[str, Sequence[str]] | None = None,
     ) -> ConditionCodec:
         """Ranges of the numeric conditions and categories of the ``categorical`` ones, from the training table.
 
         ``ranges`` gives the normalisation ranges instead of the table's exact minima and maxima: a checkpoint
         must not hold an individual's exact value, so training passes the privacy-preserving, outward-rounded
-        ranges of :class:`synthkit.data.covariates.CovariateDistribution`."""
-        cats = {n: tuple(sorted({str(v) for v in np.asarray(table[n]).reshape(-1)})) for n in categorical}
+        ranges of :class:`synthkit.data.covariates.CovariateDistribution`. ``categories`` gives a categorical
+        condition's categories (then its table column may hold their indices)."""
+        given = categories or {}
+        cats = {
+            n: tuple(str(c) for c in given[n])
+            if n in given
+            else tuple(sorted({str(v) for v in np.asarray(table[n]).reshape(-1)}))
+            for n in categorical
+        }
         numeric = [n for n in names if n not in cats]
         ranges = ranges or {}
         lows = {n: float(ranges[n][0]) if n in ranges else float(np.min(table[n])) for n in numeric}
@@ -89,8 +97,20 @@ class ConditionCodec:
             cols.append(np.ones(n))
         return torch.as_tensor(np.stack(cols, axis=1), dtype=torch.float32, device=device)
 
-    def _one_hot(self, name: str, raw: np.ndarray) -> np.ndarray:
+    def codes(self, name: str, raw: np.ndarray) -> np.ndarray:
+        """A categorical condition's values, given by name or by index into its categories, as indices; an
+        unknown name or index is one error naming the known categories."""
         cats = self.categories[name]
+        raw = np.asarray(raw).reshape(-1)
+        if raw.dtype.kind in "fiu":
+            v = raw.astype(np.float64)
+            bad = sorted({float(x) for x in v if not (x == round(x) and 0 <= x < len(cats))})
+            if bad:
+                raise ValueError(
+                    f"condition {name!r}: no category with index {', '.join(f'{b:g}' for b in bad[:5])}; "
+                    f"the model knows {', '.join(cats)}"
+                )
+            return v.astype(np.int64)
         index = {c: i for i, c in enumerate(cats)}
         unknown = sorted({str(v) for v in raw} - set(index))
         if unknown:
@@ -98,8 +118,12 @@ class ConditionCodec:
                 f"condition {name!r}: unknown value(s) {', '.join(map(repr, unknown[:5]))}; "
                 f"the model knows {', '.join(cats)}"
             )
-        out = np.zeros((raw.size, len(cats)))
-        out[np.arange(raw.size), [index[str(v)] for v in raw]] = 1.0
+        return np.array([index[str(v)] for v in raw], dtype=np.int64)
+
+    def _one_hot(self, name: str, raw: np.ndarray) -> np.ndarray:
+        codes = self.codes(name, raw)
+        out = np.zeros((codes.size, len(self.categories[name])))
+        out[np.arange(codes.size), codes] = 1.0
         return out
 
     def null(self, n: int, device: str | torch.device) -> torch.Tensor | None:

@@ -39,6 +39,10 @@ def load_generator(model: str | Path = "phantom", *, spacing: float | None = Non
         from synthkit.models.deformation import DeformationGenerator
 
         return DeformationGenerator.from_checkpoint(tensors, meta, path.resolve(), device)
+    if kind == "icn":
+        from synthkit.models.icn import ICNGenerator
+
+        return ICNGenerator.from_checkpoint(tensors, meta, path.resolve(), device)
     if kind in ("autoencoder", "registration"):
         raise UsageError(f"{model}: a stage-1 checkpoint ({kind}) cannot generate; use the stage-2 model")
-    raise UsageError(f"{model}: unknown model kind {kind!r} (this synthkit knows ddpm, ldm, deformation)")
+    raise UsageError(f"{model}: unknown model kind {kind!r} (this synthkit knows ddpm, ldm, deformation, icn)")

@@ -159,13 +159,27 @@ class Cohort:
         return f"Cohort({str(self.path)!r}, n={len(self)}, space={self.space.describe()}, generator={g})"
 
     @property
+    def categories(self) -> dict[str, list[str]]:
+        """Categorical condition → its categories (an ``icn`` store: ``network`` → the network names); the store
+        holds each sample's index into them (``meta/<name>``)."""
+        return {k: list(v) for k, v in (self.info.generator.get("categories") or {}).items()}
+
+    def codes(self, name: str) -> np.ndarray:
+        """A condition as stored (a categorical one: the category indices), one value per visible sample."""
+        return self._read(f"{fmt.META}/{name}", slice(None), "the conditions table")[self.indices]
+
+    @property
     def conditions(self) -> pd.DataFrame:
-        """One row per visible sample: store index, conditions, measures, seed and QC columns."""
+        """One row per visible sample: store index, conditions (categorical ones by name), measures, seed and
+        QC columns."""
         if self._table is None:
             cols: dict[str, np.ndarray] = {"index": self.indices}
             names = [*self.info.condition_names, *self.info.measure_names, *fmt.BOOKKEEPING]
+            cats = self.categories
             for name in names:
-                cols[name] = self._read(f"{fmt.META}/{name}", slice(None), "the conditions table")[self.indices]
+                cols[name] = self.codes(name)
+                if name in cats:
+                    cols[name] = np.asarray(cats[name], dtype=object)[cols[name].astype(np.int64)]
             self._table = pd.DataFrame(cols)
         return self._table
 
@@ -207,8 +221,9 @@ class Cohort:
         if self.info.has_labels:
             item["label"] = self._read(fmt.LABELS, j, f"sample {j}")
         row = self.conditions.iloc[i if i >= 0 else len(self) + i]
+        cats = self.categories
         for name in (*self.info.condition_names, *self.info.measure_names):
-            item[name] = float(row[name])
+            item[name] = str(row[name]) if name in cats else float(row[name])
         return item
 
     def torch_dataset(self, **kwargs: Any):

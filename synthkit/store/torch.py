@@ -49,7 +49,12 @@ class CohortDataset(Dataset):
         unknown = set(self.keys) - set(table.columns)
         if unknown:
             raise KeyError(f"the store has no condition or measure {sorted(unknown)}")
-        self._values = {k: table[k].to_numpy(np.float32)[self.positions] for k in self.keys}
+        # a categorical condition (an icn store's network) is returned as its category index
+        cats = self.cohort.categories
+        self._values = {
+            k: (self.cohort.codes(k) if k in cats else table[k].to_numpy()).astype(np.float32)[self.positions]
+            for k in self.keys
+        }
         self.with_labels = with_labels and self.cohort.info.has_labels
         self.transform = transform
         self._configured_pid = -1

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from synthkit.config import DDPMRecipe, DeformationRecipe, LDMRecipe
+from synthkit.config import DDPMRecipe, DeformationRecipe, ICNRecipe, LDMRecipe
 from synthkit.data.covariates import CovariateDistribution
 from synthkit.data.dataset import TrainingData, VolumeBank
 from synthkit.models.base import save_checkpoint
@@ -22,7 +22,7 @@ from synthkit.viz import slice_grid
 
 @dataclass
 class RunContext:
-    recipe: DDPMRecipe | LDMRecipe | DeformationRecipe
+    recipe: DDPMRecipe | LDMRecipe | DeformationRecipe | ICNRecipe
     out: Path
     data: TrainingData
     device: str
@@ -91,7 +91,7 @@ class RunContext:
         recipe["data"]["manifest"] = Path(recipe["data"]["manifest"]).name
         recipe["data"]["cache_dir"] = None
         manifest = Path(self.recipe.data.manifest)
-        conds = self.data.train_conditions
+        conds = numeric_conditions(self.data)
         covariates = CovariateDistribution.fit(conds).to_dict() if conds else None
         return {
             "recipe": recipe,
@@ -117,10 +117,18 @@ def seed_everything(seed: int) -> None:
 def fit_codec(ctx: RunContext) -> ConditionCodec:
     """The condition codec of a run: ranges from the private covariate distribution (rounded outward, no
     individual's exact value), a null flag when conditions are dropped for guidance."""
-    conds = ctx.data.train_conditions
+    numeric = numeric_conditions(ctx.data)
     return ConditionCodec.fit(
-        conds,
+        ctx.data.train_conditions,
         list(ctx.recipe.data.conditions),
         null_flag=ctx.recipe.conditioning.dropout > 0,
-        ranges=CovariateDistribution.fit(conds).ranges() if conds else None,
+        categorical=list(ctx.data.categories),
+        ranges=CovariateDistribution.fit(numeric).ranges() if numeric else None,
+        categories=ctx.data.categories,
     )
+
+
+def numeric_conditions(data: TrainingData) -> dict[str, np.ndarray]:
+    """The training conditions a covariate distribution describes: all but the categorical ones (a network is
+    chosen by name, never drawn from a fitted distribution)."""
+    return {k: v for k, v in data.train_conditions.items() if k not in data.categories}

@@ -2,8 +2,8 @@
 
 A family is "what it diffuses and how it decodes" (DESIGN §5): ``ddpm`` diffuses images mapped to [-1, 1],
 ``ldm`` the autoencoder's latents, ``deformation`` the velocity fields that warp its template onto each
-subject. The diffusion stage (:mod:`synthkit.training.diffusion`) only sees a :class:`DiffusionInputs`; a
-new family registers a factory in :data:`INPUTS` for its recipe ``kind``.
+subject, ``icn`` signed network maps. The diffusion stage (:mod:`synthkit.training.diffusion`) only sees a
+:class:`DiffusionInputs`; a new family registers a factory in :data:`INPUTS` for its recipe ``kind``.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 
 from synthkit.config import DeformationRecipe, LDMRecipe
@@ -71,6 +72,39 @@ class ImageInputs:
 
     def stats(self) -> dict[str, float]:
         return {}
+
+
+class MapInputs(ImageInputs):
+    """``icn``: signed network maps (preprocessed to [-1, 1] by their largest |value|) scaled to unit variance
+    over the training maps (``scale_factor``, as the LDM's latents): a map is mostly near zero (std ≈ 0.07 on
+    the phantom), and at that scale the noise of all but the first timesteps drowns it, so a short run learned
+    nothing (spatial correlation of samples with their network's mean ≈ 0 after 150 steps; see
+    tests/icn/test_learns.py). They decode to [0, 1] images as (x / scale_factor + 1) / 2, zero at 0.5."""
+
+    clip_sample = False
+
+    def __init__(self, ctx: RunContext) -> None:
+        super().__init__(ctx)
+        bank = ctx.data.train
+        total, sq, count = 0.0, 0.0, 0
+        for a in range(0, len(bank), 64):
+            x = bank.batch(range(a, min(a + 64, len(bank)))).double()
+            total, sq, count = total + float(x.sum()), sq + float((x**2).sum()), count + x.numel()
+        mean = total / max(1, count)
+        self.scale_factor = float(1.0 / max(np.sqrt(max(sq / max(1, count) - mean**2, 0.0)), 1e-6))
+
+    def get(self, split: str, idx: list[int], g: torch.Generator) -> torch.Tensor:
+        bank = self.ctx.data.train if split == "train" else self.ctx.data.val
+        return self.ctx.batch(bank, idx) * self.scale_factor
+
+    def decode(self, x: torch.Tensor, conditions: dict[str, Any] | None = None) -> torch.Tensor:
+        return (x / self.scale_factor + 1) / 2
+
+    def meta(self) -> dict[str, Any]:
+        return {"scale_factor": self.scale_factor}
+
+    def stats(self) -> dict[str, float]:
+        return {"map_scale_factor": self.scale_factor}
 
 
 class LatentInputs:
@@ -195,4 +229,5 @@ INPUTS: dict[str, Callable[[RunContext], DiffusionInputs]] = {
     "ddpm": ImageInputs,
     "ldm": LatentInputs,
     "deformation": FieldInputs,
+    "icn": MapInputs,
 }

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from synthkit.config import LDMRecipe, load_recipe
+from synthkit.config import ICNRecipe, LDMRecipe, load_recipe
 from synthkit.data.dataset import load_training_data
 from synthkit.data.preprocess import PreprocessParams
 from synthkit.errors import UsageError
@@ -22,7 +22,20 @@ STAGES: dict[str, tuple[str, ...]] = {
     "ldm": ("autoencoder", "diffusion"),
     "ddpm": ("diffusion",),
     "deformation": ("registration", "diffusion"),
+    "icn": ("diffusion",),
 }
+
+
+def icn_data_options(recipe) -> dict:
+    """The network is categorical; a 2D icn model learns from the axial slices that hold enough brain."""
+    if not isinstance(recipe, ICNRecipe):
+        return {}
+    opts: dict = {"categorical": [recipe.icn.network_column]}
+    if recipe.icn.depth is not None:
+        from synthkit.data.preprocess import brain_slices
+
+        opts["slices"] = brain_slices(recipe.data_space(), recipe.icn.min_slice_brain_fraction)
+    return opts
 
 
 def stage_runner(name: str) -> Callable:
@@ -115,12 +128,13 @@ def train(
     p = recipe.data.preprocess
     data = load_training_data(
         recipe.data.manifest,
-        recipe.space.to_space(),
+        recipe.data_space() if isinstance(recipe, ICNRecipe) else recipe.space.to_space(),
         recipe.data.conditions,
         val_fraction=recipe.data.val_fraction,
         seed=recipe.training.seed,
         params=PreprocessParams.from_config(p),
         cache_dir=recipe.data.cache_dir,
+        **icn_data_options(recipe),
     )
     created = not out_p.exists()
     out_p.mkdir(parents=True, exist_ok=True)

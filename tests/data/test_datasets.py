@@ -72,9 +72,23 @@ def test_neuromark_expands_components_into_rows(tmp_path):
     pd.DataFrame({"participant_id": ["sub001"], "age": [55], "sex": [0]}).to_csv(
         tmp_path / "participants.csv", index=False
     )
-    t, _, _ = build_dataset_manifest(load_dataset_spec("neuromark"), tmp_path)
-    assert len(t) == 5 and list(t["volume"]) == [0, 1, 2, 3, 4]
-    assert t["subject_id"].iloc[2] == "sub001_c002" and (t["age"] == 55).all()
+    spec = load_dataset_spec("neuromark")
+    t, _, _ = build_dataset_manifest(spec, tmp_path)
+    assert len(t) == 53 and list(t["volume"]) == list(range(53)) and (t["age"] == 55).all()
+    assert t["network"].iloc[0] == "SC1_Caudate" and t["subject_id"].iloc[0] == "sub001_SC1_Caudate"
+    counts = t["domain"].value_counts().to_dict()
+    assert counts == {
+        "subcortical": 5,
+        "auditory": 2,
+        "sensorimotor": 9,
+        "visual": 9,
+        "cognitive control": 17,
+        "default mode": 7,
+        "cerebellar": 4,
+    }
+    spec.images.volumes = [0, 1, 2, 3, 4]
+    t, _, _ = build_dataset_manifest(spec, tmp_path)
+    assert list(t["domain"].unique()) == ["subcortical"] and len(t) == 5
 
 
 def test_unknown_dataset_lists_the_known_ones():
