@@ -60,6 +60,8 @@ def _local_worker_environ(workers: int) -> None:
 
     The workers' statistical profiler is off: its call-tree records grew the worker by ~100 kB per shard of
     32 phantoms at 8 mm (RSS +5–8 MB over 2,000 samples; +1.6 MB without it, benchmarks/bench_worker_rss.py).
+    The system monitor's and the worker log's histories are shortened: they fill slowly over a long run
+    (growth over 20,000 samples 11.8 → 7.7 MB).
     """
     import os
 
@@ -70,7 +72,16 @@ def _local_worker_environ(workers: int) -> None:
     env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
     env.pop("MALLOC_TRIM_THRESHOLD_", None)
     env.update({k: threads for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
-    dask.config.set({"distributed.nanny.pre-spawn-environ": env, "distributed.worker.profile.enabled": False})
+    dask.config.set(
+        {
+            "distributed.nanny.pre-spawn-environ": env,
+            "distributed.worker.profile.enabled": False,
+            # bounded histories a long run fills slowly: the system monitor keeps 7,200 samples (an hour at 2 per
+            # second) and the worker log 10,000 entries by default
+            "distributed.admin.system-monitor.log-length": 120,
+            "distributed.admin.log-length": 1000,
+        }
+    )
 
 
 def check_cluster(cluster: str, cluster_config: str | Path | None) -> None:
