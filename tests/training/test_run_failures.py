@@ -135,4 +135,5 @@ def test_a_failed_run_with_saved_state_is_kept_and_resumes(tmp_path, capsys, coh
 
     _, meta = load_checkpoint(run / "model.safetensors")  # the preprocessing is recorded with the model
     assert meta["recipe"]["data"]["preprocess"] == {"mode": "auto", "registration": "affine", "bias_correction": True,
-                                                    "centre": True, "lower_percentile": 0.5, "upper_percentile": 99.5}
+                                                    "centre": True, "lower_percentile": 0.5, "upper_percentile": 99.5,
+                                                    "intensity": "percentile"}
