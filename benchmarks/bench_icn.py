@@ -50,8 +50,14 @@ def seconds_per_step(recipe: dict, workdir: Path, threads: int) -> float:
     return (t[PROBE_STEPS + 1] - t[1]) / PROBE_STEPS
 
 
-def make_recipe(dims: int, manifest: Path, sampling_steps: int, guidance: float = 1.0) -> dict:
-    recipe = yaml.safe_load((ROOT / "recipes" / "demo-icn.yaml").read_text())
+def make_recipe(
+    dims: int,
+    manifest: Path,
+    sampling_steps: int,
+    guidance: float = 1.0,
+    base: Path = ROOT / "recipes" / "demo-icn.yaml",
+) -> dict:
+    recipe = yaml.safe_load(base.read_text())
     recipe["data"]["manifest"] = str(manifest.resolve())
     recipe["training"].update(val_every=10**6, preview_every=10**6, checkpoint_every=10**6, log_every=20)
     recipe["sampling"]["steps"] = sampling_steps
@@ -74,7 +80,7 @@ def run_one(dims: int, manifest: Path, out: Path, args) -> dict:
     work = out / f"{dims}d"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    recipe = make_recipe(dims, manifest, args.sampling_steps, args.guidance)
+    recipe = make_recipe(dims, manifest, args.sampling_steps, args.guidance, args.recipe)
     rate = seconds_per_step(recipe, work, args.threads)
     # a probe on a loaded machine overestimates the time per step: --steps fixes the count instead
     recipe["training"]["steps"] = args.steps or max(10, int(args.minutes * 60 / rate))
@@ -132,6 +138,9 @@ def main() -> None:
     ap.add_argument("--sampling-steps", type=int, default=10, help="DDIM steps (the demo recipe has 25)")
     ap.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale at sampling")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "icn")
+    ap.add_argument(
+        "--recipe", type=Path, default=ROOT / "recipes" / "demo-icn.yaml", help="the 3D recipe to start from"
+    )
     args = ap.parse_args()
 
     import torch
