@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from synthkit.config import DDPMRecipe
-from synthkit.models.diffusion import DiffusionGenerator, core_from_meta, load_weights
+from synthkit.models.diffusion import DiffusionGenerator, load_core
 from synthkit.space import ImageSpace
 
 
@@ -22,6 +22,9 @@ def to_network(images: torch.Tensor) -> torch.Tensor:
 
 class DDPMGenerator(DiffusionGenerator):
     kind = "ddpm"
+    recipe_type: type = DDPMRecipe
+    #: images in [0, 1] map to [-1, 1]: the x₀ prediction is clipped there while sampling
+    clip_sample = True
 
     def _shape(self) -> tuple[int, ...]:
         shape = self.space.shape if self.core.spatial_dims == 3 else self.space.shape[:2]
@@ -34,8 +37,6 @@ class DDPMGenerator(DiffusionGenerator):
     def from_checkpoint(
         cls, tensors: dict[str, Any], meta: dict[str, Any], path: Path | None, device: str
     ) -> DDPMGenerator:
-        recipe = DDPMRecipe(**meta["recipe"])
-        core = core_from_meta(meta, recipe, 1, clip_sample=True)
-        load_weights(core.unet, tensors, "unet.", path or Path("?"))
-        core.unet.eval().to(device)
+        recipe = cls.recipe_type(**meta["recipe"])
+        core = load_core(tensors, meta, recipe, 1, cls.clip_sample, path, device)
         return cls(core, ImageSpace.from_dict(meta["space"]), meta, path, device)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from synthkit.config import DeformationRecipe
 from synthkit.models.base import Samples, check_seeds
-from synthkit.models.diffusion import DiffusionCore, DiffusionGenerator, core_from_meta, load_weights
+from synthkit.models.diffusion import DiffusionCore, DiffusionGenerator, load_core
 from synthkit.space import ImageSpace
 
 #: label values of the template (the phantom's): 0 background, 1 CSF, 2 GM, 3 WM, 4 ventricles
@@ -239,9 +239,7 @@ class DeformationGenerator(DiffusionGenerator):
         cls, tensors: dict[str, Any], meta: dict[str, Any], path: Path | None, device: str
     ) -> DeformationGenerator:
         recipe = DeformationRecipe(**meta["recipe"])
-        core = core_from_meta(meta, recipe, 3, clip_sample=False)
-        load_weights(core.unet, tensors, "unet.", path or Path("?"))
-        core.unet.eval().to(device)
+        core = load_core(tensors, meta, recipe, 3, False, path, device)
         intensity = IntensityModel.from_dict(meta["intensity"]) if meta.get("intensity") else None
         space = ImageSpace.from_dict(meta["space"])
         shape = (1, 1, *space.refined(recipe.template_oversample).shape)

@@ -197,6 +197,22 @@ def core_from_meta(meta: Mapping[str, Any], recipe: Any, in_channels: int, clip_
     return new_core(recipe, codec, in_channels, clip_sample, embed=embed)
 
 
+def load_core(
+    tensors: Mapping[str, torch.Tensor],
+    meta: Mapping[str, Any],
+    recipe: Any,
+    in_channels: int,
+    clip_sample: bool,
+    path: Path | None,
+    device: str,
+) -> DiffusionCore:
+    """The checkpoint's denoising core with its weights loaded, in eval mode on ``device``."""
+    core = core_from_meta(meta, recipe, in_channels, clip_sample)
+    load_weights(core.unet, tensors, "unet.", path or Path("?"))
+    core.unet.eval().to(device)
+    return core
+
+
 def new_core(recipe: Any, codec: ConditionCodec, channels: int, clip_sample: bool, embed: bool | None = None):
     """A freshly initialised denoising core for a recipe (its ``unet``, ``scheduler`` and ``conditioning``)."""
     cond = recipe.conditioning

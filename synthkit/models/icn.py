@@ -16,19 +16,18 @@ generator description, and ``open_cohort`` gives the names back.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from synthkit.config import ICNRecipe
 from synthkit.models.ddpm import DDPMGenerator
-from synthkit.models.diffusion import core_from_meta, load_weights
-from synthkit.space import ImageSpace
 
 
 class ICNGenerator(DDPMGenerator):
     kind = "icn"
+    recipe_type = ICNRecipe
+    clip_sample = False  # the network diffuses maps scaled to unit variance, not [-1, 1]
     #: the [0, 1] image value of a zero map value
     image_centre = 0.5
 
@@ -50,13 +49,3 @@ class ICNGenerator(DDPMGenerator):
     def network_codes(self, names: np.ndarray) -> np.ndarray:
         """Network names (or indices) → indices; an unknown one is a ValueError naming the known networks."""
         return self.core.codec.codes(self.network_column, names)
-
-    @classmethod
-    def from_checkpoint(
-        cls, tensors: dict[str, Any], meta: dict[str, Any], path: Path | None, device: str
-    ) -> ICNGenerator:
-        recipe = ICNRecipe(**meta["recipe"])
-        core = core_from_meta(meta, recipe, 1, clip_sample=False)
-        load_weights(core.unet, tensors, "unet.", path or Path("?"))
-        core.unet.eval().to(device)
-        return cls(core, ImageSpace.from_dict(meta["space"]), meta, path, device)

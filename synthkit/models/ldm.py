@@ -15,9 +15,9 @@ from synthkit.config import LDMRecipe
 from synthkit.models.diffusion import (
     DiffusionCore,
     DiffusionGenerator,
-    core_from_meta,
     cpu_chunk,
     fixed_batch_on_cpu,
+    load_core,
     load_weights,
 )
 from synthkit.models.networks import build_autoencoder
@@ -61,11 +61,9 @@ class LDMGenerator(DiffusionGenerator):
     ) -> LDMGenerator:
         recipe = LDMRecipe(**meta["recipe"])
         spatial_dims = recipe.unet.spatial_dims
-        core = core_from_meta(meta, recipe, recipe.autoencoder.latent_channels, clip_sample=False)
+        core = load_core(tensors, meta, recipe, recipe.autoencoder.latent_channels, False, path, device)
         ae = build_autoencoder(recipe.autoencoder, spatial_dims)
-        load_weights(core.unet, tensors, "unet.", path or Path("?"))
         load_weights(ae, tensors, "autoencoder.", path or Path("?"))
-        core.unet.eval().to(device)
         ae.eval().to(device)
         gen = cls(
             core, ae, float(meta["scale_factor"]), recipe, ImageSpace.from_dict(meta["space"]), meta, path, device

@@ -65,22 +65,24 @@ def test_one_3d_model_knows_every_network_and_the_condition_changes_samples(mode
     np.testing.assert_array_equal(c.images[0], b.images[0])
 
 
+def generate_args(model, out, n: int, network: str) -> list[str]:
+    return [
+        "generate",
+        "--model",
+        str(model),
+        "--n",
+        str(n),
+        "--out",
+        str(out),
+        "-c",
+        f"network={network}",
+        "--device",
+        "cpu",
+    ]
+
+
 def test_generate_stores_the_network_and_open_cohort_names_it(model3d, tmp_path, capsys):
-    code = main(
-        [
-            "generate",
-            "--model",
-            str(model3d),
-            "--n",
-            "3",
-            "--out",
-            str(tmp_path / "s.zarr"),
-            "-c",
-            "network=Visual,DefaultMode",
-            "--device",
-            "cpu",
-        ]
-    )
+    code = main(generate_args(model3d, tmp_path / "s.zarr", 3, "Visual,DefaultMode"))
     assert code in (0, None), capsys.readouterr()
     cohort = open_cohort(tmp_path / "s.zarr")
     assert cohort.conditions["network"].tolist() == ["Visual", "DefaultMode", "Visual"]
@@ -96,21 +98,7 @@ def test_generate_stores_the_network_and_open_cohort_names_it(model3d, tmp_path,
 
 
 def test_a_bad_network_name_is_one_line_listing_the_known_ones(model3d, tmp_path, capsys):
-    code = main(
-        [
-            "generate",
-            "--model",
-            str(model3d),
-            "--n",
-            "2",
-            "--out",
-            str(tmp_path / "s.zarr"),
-            "-c",
-            "network=DefaultMood",
-            "--device",
-            "cpu",
-        ]
-    )
+    code = main(generate_args(model3d, tmp_path / "s.zarr", 2, "DefaultMood"))
     text = "".join(capsys.readouterr())
     assert code == 2 and "Traceback" not in text
     errors = [line for line in text.splitlines() if line.startswith("synthkit: error:")]

@@ -108,12 +108,11 @@ def test_intensity_model_draws_per_seed_and_round_trips():
     assert abs(float(a.mean()) - 0.8) < 0.1
 
 
-@pytest.fixture(scope="module")
-def trained_deformation(tmp_path_factory):
+def tiny_recipe(folder, training: str):
+    """A tiny deformation recipe over 10 phantoms at 8 mm written in ``folder``; ``training``: its training
+    block (YAML flow mapping, and anything after it)."""
     from synthkit.data.phantom import write_cohort
-    from synthkit.training.run import train
 
-    folder = tmp_path_factory.mktemp("deformation")
     manifest = write_cohort(folder / "phantoms", 10, space=SPACE, seed=5, progress=False)
     recipe = folder / "deformation.yaml"
     recipe.write_text(
@@ -125,10 +124,19 @@ data: {{manifest: {manifest}, conditions: [age, ventricular_volume], preprocess:
 registration: {{grid_factor: 2, iterations: 10, downsample: 1, batch_size: 8}}
 unet: {{channels: [16, 32], attention_levels: [false, true], num_head_channels: 16, norm_num_groups: 8}}
 scheduler: {{num_train_timesteps: 100}}
-training: {{steps: 4, batch_size: 4, log_every: 2, val_every: 2, checkpoint_every: 4, preview_every: 4}}
-sampling: {{sampler: dpmpp_2m, steps: 4}}
+training: {training}
 """
     )
+    return recipe
+
+
+@pytest.fixture(scope="module")
+def trained_deformation(tmp_path_factory):
+    from synthkit.training.run import train
+
+    folder = tmp_path_factory.mktemp("deformation")
+    training = "{steps: 4, batch_size: 4, log_every: 2, val_every: 2, checkpoint_every: 4, preview_every: 4}"
+    recipe = tiny_recipe(folder, training + "\nsampling: {sampler: dpmpp_2m, steps: 4}")
     return train(recipe, out=folder / "run", device="cpu", progress=False, echo=lambda m: None)
 
 
@@ -262,24 +270,10 @@ def test_the_field_models_loss_falls(tmp_path):
     timesteps and noise on held-out fields) both fall."""
     import csv
 
-    from synthkit.data.phantom import write_cohort
     from synthkit.training.run import train
 
-    manifest = write_cohort(tmp_path / "phantoms", 10, space=SPACE, seed=5, progress=False)
-    recipe = tmp_path / "deformation.yaml"
-    recipe.write_text(
-        f"""
-kind: deformation
-name: tiny-deformation
-space: {{shape: [20, 28, 20], spacing: 8}}
-data: {{manifest: {manifest}, conditions: [age, ventricular_volume], preprocess: {{mode: resample, centre: false}}}}
-registration: {{grid_factor: 2, iterations: 10, downsample: 1, batch_size: 8}}
-unet: {{channels: [16, 32], attention_levels: [false, true], num_head_channels: 16, norm_num_groups: 8}}
-scheduler: {{num_train_timesteps: 100}}
-training: {{steps: 40, batch_size: 4, lr: 0.001, warmup_steps: 0, log_every: 5, val_every: 10, checkpoint_every: 40,
-  preview_every: 40}}
-"""
-    )
+    training = "{steps: 40, batch_size: 4, lr: 0.001, warmup_steps: 0, log_every: 5, val_every: 10,"
+    recipe = tiny_recipe(tmp_path, training + " checkpoint_every: 40, preview_every: 40}")
     res = train(recipe, out=tmp_path / "run", device="cpu", progress=False, echo=lambda m: None)
     rows = [r for r in csv.DictReader((res.out / "metrics.csv").open()) if r["stage"] == "diffusion"]
     loss = [float(r["loss"]) for r in rows if r["loss"]]
