@@ -199,6 +199,12 @@ class ConditioningConfig(Strict):
     concat: bool = True
     crossattn: bool = True
     embed: bool = True
+    #: learned condition fields: an MLP of the context vector draws this many full-resolution maps that enter
+    #: the network as input channels (0: none). Constant channels, cross-attention and the embedding all give
+    #: the conditions to every voxel alike; a layout that depends on the condition (where network k's nodes
+    #: lie) must then be built from position by the network itself, which a small UNet learns very slowly
+    #: (benchmarks/RESULTS.md, ICN). A field is that layout, learned directly.
+    fields: int = Field(0, ge=0, le=16)
     dropout: float = Field(0.1, ge=0, le=1)  # probability of dropping conditions (classifier-free guidance)
 
 

@@ -19,6 +19,7 @@ space: {{shape: [16, 24, 16], spacing: 10}}
 data: {{manifest: {manifest}, conditions: [age, sex]{extra}}}
 unet: {{channels: [16, 32], attention_levels: [false, false], norm_num_groups: 8}}
 scheduler: {{num_train_timesteps: 100}}
+conditioning: {{fields: 1}}
 training: {{steps: 2, batch_size: 2, log_every: 1, val_every: 2, checkpoint_every: 2, preview_every: 100}}
 """
 
@@ -108,6 +109,7 @@ def _edited_checkpoints(root: Path) -> None:
         "ck_space": lambda m, a: m["space"].update(shape=[16, 24, 17]),
         "ck_space_gone": lambda m, a: m.pop("space"),
         "ck_steps": lambda m, a: m["recipe"].setdefault("sampling", {}).update(steps=1e9),
+        "ck_fields": lambda m, a: m.update(condition_field_shape=[16, 24, "x"]),
     }
     for name, edit in edits.items():
         _rewrite(ck, root / f"{name}.safetensors", edit)
@@ -240,6 +242,7 @@ def _integrity_cases(r: Path) -> list[tuple[str, list, int, str]]:
         ("generate: checkpoint recipe removed", [*ck, r / "ck_recipe.safetensors"], 1, "'recipe'"),
         ("generate: checkpoint space edited", [*ck, r / "ck_space.safetensors"], 1, "'space'"),
         ("generate: checkpoint sampling steps 1e9", [*ck, r / "ck_steps.safetensors"], 1, "recipe.sampling.steps"),
+        ("generate: checkpoint field shape edited", [*ck, r / "ck_fields.safetensors"], 1, "condition_field_shape"),
         ("sample: checkpoint space removed", ["sample", r / "ck_space_gone.safetensors", "--out", out / "s.png"], 1,
          "'space'"),
         ("sample: checkpoint is a folder", ["sample", r, "--out", out / "s2.png"], 1, "is a folder"),

@@ -44,10 +44,13 @@ class DiffusionCore:
         return self._model(x, t, ctx)
 
     def _model(self, x: torch.Tensor, t: torch.Tensor, ctx: torch.Tensor | None) -> torch.Tensor:
-        inp = x
+        parts = [x]
         if ctx is not None and self.concat:
             spatial = (1,) * (x.ndim - 2)
-            inp = torch.cat([x, ctx.reshape(*ctx.shape, *spatial).expand(-1, -1, *x.shape[2:])], dim=1)
+            parts.append(ctx.reshape(*ctx.shape, *spatial).expand(-1, -1, *x.shape[2:]))
+        if ctx is not None and hasattr(self.unet, "condition_fields"):
+            parts.append(self.unet.condition_fields(ctx).to(x.dtype))
+        inp = torch.cat(parts, dim=1) if len(parts) > 1 else x
         context = ctx[:, None, :] if (ctx is not None and self.crossattn) else None
         labels = ctx if (ctx is not None and self.embed) else None
         return self.unet(inp, t, context=context, class_labels=labels)
@@ -194,7 +197,8 @@ def core_from_meta(meta: Mapping[str, Any], recipe: Any, in_channels: int, clip_
     codec = ConditionCodec.from_dict(meta["conditioning"])
     # checkpoints written before the condition embedding existed have no "embed" entry: they had none
     embed = bool(meta["recipe"].get("conditioning", {}).get("embed", False))
-    return new_core(recipe, codec, in_channels, clip_sample, embed=embed)
+    field_shape = tuple(meta.get("condition_field_shape") or ())
+    return new_core(recipe, codec, in_channels, clip_sample, embed=embed, field_shape=field_shape)
 
 
 def load_core(
@@ -207,17 +211,32 @@ def load_core(
     device: str,
 ) -> DiffusionCore:
     """The checkpoint's denoising core with its weights loaded, in eval mode on ``device``."""
+    if getattr(recipe.conditioning, "fields", 0) and meta["conditioning"].get("names"):
+        shape = meta.get("condition_field_shape")
+        if not (isinstance(shape, list) and shape and all(isinstance(s, int) and s > 0 for s in shape)):
+            raise CheckpointError(f"{path}: its recipe has condition fields but no valid condition_field_shape")
     core = core_from_meta(meta, recipe, in_channels, clip_sample)
     load_weights(core.unet, tensors, "unet.", path or Path("?"))
     core.unet.eval().to(device)
     return core
 
 
-def new_core(recipe: Any, codec: ConditionCodec, channels: int, clip_sample: bool, embed: bool | None = None):
-    """A freshly initialised denoising core for a recipe (its ``unet``, ``scheduler`` and ``conditioning``)."""
+def new_core(
+    recipe: Any,
+    codec: ConditionCodec,
+    channels: int,
+    clip_sample: bool,
+    embed: bool | None = None,
+    field_shape: Sequence[int] = (),
+):
+    """A freshly initialised denoising core for a recipe (its ``unet``, ``scheduler`` and ``conditioning``);
+    ``field_shape`` is the network input's spatial shape, needed when the recipe asks for condition fields."""
     cond = recipe.conditioning
     embed = cond.embed if embed is None else embed
-    unet = build_unet(recipe.unet, channels, channels, codec.dim, cond.concat, cond.crossattn, embed)
+    fields = getattr(cond, "fields", 0)
+    unet = build_unet(
+        recipe.unet, channels, channels, codec.dim, cond.concat, cond.crossattn, embed, fields, field_shape
+    )
     return DiffusionCore(
         unet, codec, recipe.scheduler, cond.concat, cond.crossattn, recipe.unet.spatial_dims, clip_sample, embed
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from monai.networks.nets import AutoencoderKL, DiffusionModelUNet, PatchDiscriminator
 from monai.networks.schedulers import DDIMScheduler, DDPMScheduler, RFlowScheduler
@@ -19,10 +20,14 @@ def build_unet(
     concat: bool,
     crossattn: bool,
     embed: bool = False,
+    fields: int = 0,
+    field_shape: Sequence[int] = (),
 ) -> DiffusionModelUNet:
     """A ``DiffusionModelUNet``; concatenated conditions add ``context_dim`` input channels, cross-attention
     gets a ``(B, 1, context_dim)`` context, and ``embed`` adds an MLP of the context vector to the timestep
-    embedding (passed as MONAI's ``class_labels``: its class-embedding slot is given a continuous embedding).
+    embedding (passed as MONAI's ``class_labels``: its class-embedding slot is given a continuous embedding),
+    and ``fields`` adds that many input channels drawn from the context by :class:`ConditionFields` (kept on the
+    UNet as ``condition_fields`` so that it is saved, loaded and averaged with it).
     Levels without attention get 0 head channels, as MONAI expects, except the deepest: MONAI's middle block
     always attends, with the last level's head channels."""
     heads = cfg.num_head_channels
@@ -30,9 +35,10 @@ def build_unet(
         last = len(cfg.attention_levels) - 1
         heads = [heads if att or i == last else 0 for i, att in enumerate(cfg.attention_levels)]
     use_ctx = crossattn and context_dim > 0
+    fields = fields if context_dim > 0 else 0
     unet = DiffusionModelUNet(
         spatial_dims=cfg.spatial_dims,
-        in_channels=in_channels + (context_dim if concat else 0),
+        in_channels=in_channels + (context_dim if concat else 0) + fields,
         out_channels=out_channels,
         channels=tuple(cfg.channels),
         attention_levels=tuple(cfg.attention_levels),
@@ -46,6 +52,8 @@ def build_unet(
         width = unet.time_embed[-1].out_features
         unet.num_class_embeds = context_dim  # switches on MONAI's "emb = emb + class_embedding(class_labels)"
         unet.class_embedding = ConditionEmbedding(context_dim, width)
+    if fields:
+        unet.condition_fields = ConditionFields(context_dim, fields, field_shape)
     return unet
 
 
@@ -61,6 +69,25 @@ class ConditionEmbedding(nn.Module):
 
     def forward(self, c):
         return self.mlp(c)
+
+
+class ConditionFields(nn.Module):
+    """Conditions → ``fields`` learned maps of the network input's spatial shape, ``(B, fields, *shape)``:
+    Linear–SiLU–Linear, so that a field can depend on a combination of conditions (a network's layout on a
+    given slice). The last layer starts at zero: an untrained model's fields are empty."""
+
+    def __init__(self, context_dim: int, fields: int, shape: Sequence[int], hidden: int = 64) -> None:
+        super().__init__()
+        self.fields, self.shape = fields, tuple(int(s) for s in shape)
+        if not self.shape:
+            raise ValueError("condition fields need the network input's spatial shape")
+        out = fields * math.prod(self.shape)
+        self.mlp = nn.Sequential(nn.Linear(context_dim, hidden), nn.SiLU(), nn.Linear(hidden, out))
+        nn.init.zeros_(self.mlp[2].weight)
+        nn.init.zeros_(self.mlp[2].bias)
+
+    def forward(self, c):
+        return self.mlp(c).reshape(c.shape[0], self.fields, *self.shape)
 
 
 def build_autoencoder(cfg: AutoencoderConfig, spatial_dims: int = 3) -> AutoencoderKL:

@@ -59,7 +59,7 @@ class DiffusionTrainer:
         recipe = ctx.recipe
         inputs = INPUTS[recipe.kind](ctx)
         codec = fit_codec(ctx)
-        core = new_core(recipe, codec, inputs.shape[0], inputs.clip_sample)
+        core = new_core(recipe, codec, inputs.shape[0], inputs.clip_sample, field_shape=inputs.shape[1:])
         core.unet = ctx.layout(core.unet.to(ctx.device))
         ema = EMA(core.unet, recipe.training.ema_decay)
         opt = torch.optim.Adam(core.unet.parameters(), lr=recipe.training.lr)
@@ -190,6 +190,7 @@ class DiffusionTrainer:
             "step": done,
             "conditioning": self.codec.to_dict(),
             **self.inputs.meta(),
+            **({"condition_field_shape": list(self.inputs.shape[1:])} if self.ctx.recipe.conditioning.fields else {}),
         }
         tensors = {**prefixed(self.ema.model, "unet."), **self.inputs.tensors()}
         self.ctx.save_checkpoint(STAGE, done, tensors, meta, latest="model.safetensors")

@@ -22,6 +22,7 @@ data: {{manifest: {manifest}, conditions: {conditions}}}
 unet: {{spatial_dims: {dims}, channels: [16, 32], attention_levels: [false, true], num_head_channels: 16,
         norm_num_groups: 8}}
 scheduler: {{num_train_timesteps: 100}}
+conditioning: {{fields: 1}}
 training: {{steps: {steps}, batch_size: 4, log_every: 2, val_every: 100, checkpoint_every: 100, preview_every: 100,
            lr: 0.002, ema_decay: 0.9}}
 sampling: {{steps: 3}}

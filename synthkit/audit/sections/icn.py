@@ -197,23 +197,27 @@ def _confusion_figure(identity: dict, names: list[str], path: Path) -> Path:
 
 
 def _variance_figure(ctx: AuditContext, names: list[str], syn_lab, ref_lab, path: Path) -> Path:
-    """Per network, the axial slice through the real maps' largest variance: generated beside real."""
+    """Per network, the axial slice through the real maps' largest variance, generated beside real on one
+    colour scale; networks on a grid four wide."""
     from synthkit.viz import pyplot, save
 
     plt = pyplot()
     rows = [(k, n) for k, n in enumerate(names) if (syn_lab == k).sum() > 1 and (ref_lab == k).sum() > 1]
     n_s = min(ctx.recipe.variance_samples, len(ctx.synthetic))
-    fig, axes = plt.subplots(max(1, len(rows)), 2, figsize=(4.2, 1.9 * max(1, len(rows))), squeeze=False)
-    for r, (k, name) in enumerate(rows):
+    ncol = min(4, max(1, len(rows)))
+    nrow = max(1, -(-len(rows) // ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(2.6 * ncol, 1.9 * nrow + 0.4), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for i, (k, name) in enumerate(rows):
         var_s = ctx.synthetic[syn_lab == k][:n_s].var(0)
         var_r = ctx.reference[ref_lab == k][:n_s].var(0)
         z = int(np.argmax(var_r.sum((0, 1))))
-        vmax = float(max(var_s.max(), var_r.max(), 1e-12))
-        for c, (v, title) in enumerate(((var_s, "generated"), (var_r, "real"))):
-            im = axes[r, c].imshow(v[:, :, z].T, origin="lower", cmap="magma", vmin=0, vmax=vmax)
-            axes[r, c].set_xticks([])
-            axes[r, c].set_yticks([])
-            axes[r, c].set_title(f"{name}: {title}", fontsize=7)
-        fig.colorbar(im, ax=axes[r].tolist(), fraction=0.05)
-    fig.suptitle(f"voxel-wise variance (≤ {n_s} maps per network, shared scale per row)", fontsize=8)
+        gap = np.full((2, var_s.shape[1]), np.nan)
+        pair = np.concatenate([var_s[:, :, z], gap, var_r[:, :, z]])  # generated | real along x
+        ax = axes[i // ncol, i % ncol]
+        im = ax.imshow(pair.T, origin="lower", cmap="magma", vmin=0, vmax=float(max(np.nanmax(pair), 1e-12)))
+        ax.set_title(f"{name}\ngenerated | real", fontsize=7)
+        fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02).ax.tick_params(labelsize=6)
+    fig.suptitle(f"voxel-wise variance (≤ {n_s} maps per network, one scale per network)", fontsize=8)
     return save(fig, path, dpi=80)
