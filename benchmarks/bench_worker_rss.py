@@ -31,6 +31,20 @@ def worker_processes() -> list[psutil.Process]:
     ]
 
 
+def rss_parts(pid: int) -> tuple[float, float]:
+    """(anonymous, file-backed) resident MB from /proc (Linux): file-backed pages are mapped files and shared
+    libraries paged in as code runs, which the kernel can drop; anonymous pages are the heap."""
+    parts = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(("RssAnon:", "RssFile:", "RssShmem:")):
+                key, value = line.split(":")
+                parts[key] = float(value.split()[0]) / 1024
+    except OSError:
+        return float("nan"), float("nan")
+    return parts.get("RssAnon", float("nan")), parts.get("RssFile", float("nan")) + parts.get("RssShmem", 0.0)
+
+
 def done_samples(store: Path, shard_size: int, n: int) -> int:
     try:
         flags = np.asarray(zarr.open_group(str(store), mode="r")["shard_done"][:], bool)
@@ -50,7 +64,7 @@ def main() -> None:
         a.n = min(a.n, 2000)
     from synthkit.generate.engine import GenerateOptions, run
 
-    points: list[tuple[int, float]] = []
+    points: list[tuple[int, float, float, float]] = []
     stop = threading.Event()
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "rss.zarr"
@@ -62,9 +76,10 @@ def main() -> None:
                     continue
                 try:
                     rss = procs[0].memory_info().rss / 2**20
+                    anon, file = rss_parts(procs[0].pid)
                 except psutil.Error:
                     continue
-                points.append((done_samples(store, a.shard_size, a.n), rss))
+                points.append((done_samples(store, a.shard_size, a.n), rss, anon, file))
 
         t = threading.Thread(target=poll, daemon=True)
         t.start()
@@ -75,17 +90,20 @@ def main() -> None:
         seconds = time.perf_counter() - t0
         stop.set()
         t.join()
-    for i, (done, rss) in enumerate(points):
+    for i, (done, rss, anon, file) in enumerate(points):
         if i % 10 == 0:
-            print(json.dumps({"done": done, "rss_mb": round(rss, 1)}))
-    warm = [(d, r) for d, r in points if d >= 0.05 * a.n]
-    d, r = np.array([p[0] for p in warm], float), np.array([p[1] for p in warm], float)
+            row = {"done": done, "rss_mb": round(rss, 1), "anon_mb": round(anon, 1), "file_mb": round(file, 1)}
+            print(json.dumps(row))
+    warm = np.array([p for p in points if p[0] >= 0.05 * a.n], float).reshape(-1, 4)
+    d, r = warm[:, 0], warm[:, 1]
     slope = np.polyfit(d, r, 1)[0] if len(d) > 2 and np.ptp(d) > 0 else float("nan")
     print(json.dumps({
         "bench": "worker_rss", "n": a.n, "spacing_mm": a.spacing, "shard_size": a.shard_size,
         "seconds": round(seconds, 1), "rss_start_mb": round(points[0][1], 1) if points else None,
         "rss_warm_mb": round(float(r[0]), 1), "rss_end_mb": round(float(r[-1]), 1),
         "rss_peak_mb": round(float(r.max()), 1), "growth_after_warm_mb": round(float(r[-1] - r[0]), 1),
+        "anon_growth_after_warm_mb": round(float(warm[-1, 2] - warm[0, 2]), 1),
+        "file_growth_after_warm_mb": round(float(warm[-1, 3] - warm[0, 3]), 1),
         "slope_kb_per_shard": round(float(slope) * a.shard_size * 1024, 2),
     }))
 

@@ -211,7 +211,8 @@ def load_core(
     device: str,
 ) -> DiffusionCore:
     """The checkpoint's denoising core with its weights loaded, in eval mode on ``device``."""
-    if getattr(recipe.conditioning, "fields", 0) and meta["conditioning"].get("names"):
+    cond = meta.get("conditioning")
+    if getattr(recipe.conditioning, "fields", 0) and isinstance(cond, dict) and cond.get("names"):
         shape = meta.get("condition_field_shape")
         if not (isinstance(shape, list) and shape and all(isinstance(s, int) and s > 0 for s in shape)):
             raise CheckpointError(f"{path}: its recipe has condition fields but no valid condition_field_shape")

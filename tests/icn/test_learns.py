@@ -1,6 +1,6 @@
 """The icn model learns what it is taught: after a short run on all 13 networks of the ICN phantom, samples
 drawn for a network are identified as that network (spatial correlation with each network's mean real map)
-— 96 % of 26 samples here (real maps: 100 %); the same run without the condition field reached 35 %."""
+— 96 % of 26 samples when this test was written (real maps: 100 %)."""
 
 from pathlib import Path
 
