@@ -5,7 +5,8 @@ Prints JSON lines: one per sample point (``{"done": …, "rss_mb": …}``, every
 after the first 5 % of the run (warm: model, templates, zarr and dask state loaded), at the end, the growth,
 and the slope of a least-squares line through the points after warm-up (kB per shard).
 
-Usage: ``nice -n 10 python benchmarks/bench_worker_rss.py [--n 20000] [--shard-size 32] [--spacing 8] [--quick]``
+Usage: ``nice -n 10 python benchmarks/bench_worker_rss.py [--n 20000] [--shard-size 32] [--spacing 8]
+[--codec zstd|lz4] [--quick]``
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=20000)
     ap.add_argument("--shard-size", type=int, default=32)
     ap.add_argument("--spacing", type=float, default=8.0)
+    ap.add_argument("--codec", default="zstd", choices=["zstd", "lz4"], help="the store's Blosc compressor")
     ap.add_argument("--quick", action="store_true", help="2,000 samples (benchmarks/run.py --quick)")
     a = ap.parse_args()
     if a.quick:
@@ -85,7 +87,7 @@ def main() -> None:
         t.start()
         t0 = time.perf_counter()
         opts = GenerateOptions(out=store, n=a.n, shard_size=a.shard_size, batch_size=8, spacing=a.spacing,
-                               workers=1, device="cpu")
+                               workers=1, device="cpu", codec=a.codec)
         run(opts, progress=False, echo=lambda m: None)
         seconds = time.perf_counter() - t0
         stop.set()
@@ -98,7 +100,7 @@ def main() -> None:
     d, r = warm[:, 0], warm[:, 1]
     slope = np.polyfit(d, r, 1)[0] if len(d) > 2 and np.ptp(d) > 0 else float("nan")
     print(json.dumps({
-        "bench": "worker_rss", "n": a.n, "spacing_mm": a.spacing, "shard_size": a.shard_size,
+        "bench": "worker_rss", "n": a.n, "codec": a.codec, "spacing_mm": a.spacing, "shard_size": a.shard_size,
         "seconds": round(seconds, 1), "rss_start_mb": round(points[0][1], 1) if points else None,
         "rss_warm_mb": round(float(r[0]), 1), "rss_end_mb": round(float(r[-1]), 1),
         "rss_peak_mb": round(float(r.max()), 1), "growth_after_warm_mb": round(float(r[-1] - r[0]), 1),
