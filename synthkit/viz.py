@@ -18,11 +18,12 @@ def pyplot():
     return plt
 
 
-def save(fig, path: str | Path, dpi: int = 100) -> Path:
-    """Write a figure (creating its folder) and close it."""
+def save(fig, path: str | Path, dpi: int = 100, tight: bool = False) -> Path:
+    """Write a figure (creating its folder) and close it; ``tight`` crops to what is drawn, so that long
+    rotated tick labels are not cut off."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(p, dpi=dpi)
+    fig.savefig(p, dpi=dpi, **({"bbox_inches": "tight", "pad_inches": 0.1} if tight else {}))
     pyplot().close(fig)
     return p
 

@@ -193,7 +193,7 @@ def _confusion_figure(identity: dict, names: list[str], path: Path) -> Path:
         ax.set_title(f"{title}: top-1 {acc:.1%}", fontsize=9)
     axes[0, 0].set_ylabel("requested network")
     fig.tight_layout()
-    return save(fig, path, dpi=90)
+    return save(fig, path, dpi=90, tight=True)
 
 
 def _variance_figure(ctx: AuditContext, names: list[str], syn_lab, ref_lab, path: Path) -> Path:
@@ -220,4 +220,4 @@ def _variance_figure(ctx: AuditContext, names: list[str], syn_lab, ref_lab, path
         ax.set_title(f"{name}\ngenerated | real", fontsize=7)
         fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02).ax.tick_params(labelsize=6)
     fig.suptitle(f"voxel-wise variance (≤ {n_s} maps per network, one scale per network)", fontsize=8)
-    return save(fig, path, dpi=80)
+    return save(fig, path, dpi=80, tight=True)
