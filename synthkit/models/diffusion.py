@@ -192,13 +192,27 @@ class DiffusionGenerator:
         }
 
 
-def core_from_meta(meta: Mapping[str, Any], recipe: Any, in_channels: int, clip_sample: bool) -> DiffusionCore:
+def core_from_meta(
+    meta: Mapping[str, Any], recipe: Any, in_channels: int, clip_sample: bool, path: Path | None = None
+) -> DiffusionCore:
     """Rebuild the denoising core described by a checkpoint's metadata (weights loaded separately)."""
     codec = ConditionCodec.from_dict(meta["conditioning"])
     # checkpoints written before the condition embedding existed have no "embed" entry: they had none
     embed = bool(meta["recipe"].get("conditioning", {}).get("embed", False))
-    field_shape = tuple(meta.get("condition_field_shape") or ())
+    field_shape: list[int] = []
+    if recipe.conditioning.fields and codec.dim:
+        field_shape = meta.get("condition_field_shape")  # type: ignore[assignment]
+        if not (
+            isinstance(field_shape, list) and field_shape and all(isinstance(s, int) and s > 0 for s in field_shape)
+        ):
+            raise CheckpointError(f"{path}: its recipe has condition fields but no valid condition_field_shape")
     return new_core(recipe, codec, in_channels, clip_sample, embed=embed, field_shape=field_shape)
+
+
+def field_meta(unet: torch.nn.Module) -> dict[str, Any]:
+    """The checkpoint entry that rebuilds a UNet's condition fields (nothing for a UNet without them)."""
+    fields = getattr(unet, "condition_fields", None)
+    return {} if fields is None else {"condition_field_shape": list(fields.shape)}
 
 
 def load_core(
@@ -211,12 +225,7 @@ def load_core(
     device: str,
 ) -> DiffusionCore:
     """The checkpoint's denoising core with its weights loaded, in eval mode on ``device``."""
-    cond = meta.get("conditioning")
-    if getattr(recipe.conditioning, "fields", 0) and isinstance(cond, dict) and cond.get("names"):
-        shape = meta.get("condition_field_shape")
-        if not (isinstance(shape, list) and shape and all(isinstance(s, int) and s > 0 for s in shape)):
-            raise CheckpointError(f"{path}: its recipe has condition fields but no valid condition_field_shape")
-    core = core_from_meta(meta, recipe, in_channels, clip_sample)
+    core = core_from_meta(meta, recipe, in_channels, clip_sample, path)
     load_weights(core.unet, tensors, "unet.", path or Path("?"))
     core.unet.eval().to(device)
     return core
@@ -234,9 +243,8 @@ def new_core(
     ``field_shape`` is the network input's spatial shape, needed when the recipe asks for condition fields."""
     cond = recipe.conditioning
     embed = cond.embed if embed is None else embed
-    fields = getattr(cond, "fields", 0)
     unet = build_unet(
-        recipe.unet, channels, channels, codec.dim, cond.concat, cond.crossattn, embed, fields, field_shape
+        recipe.unet, channels, channels, codec.dim, cond.concat, cond.crossattn, embed, cond.fields, field_shape
     )
     return DiffusionCore(
         unet, codec, recipe.scheduler, cond.concat, cond.crossattn, recipe.unet.spatial_dims, clip_sample, embed

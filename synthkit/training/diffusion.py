@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from synthkit.config import SamplingConfig
 from synthkit.models.conditioning import ConditionCodec
-from synthkit.models.diffusion import DiffusionCore, new_core, prefixed
+from synthkit.models.diffusion import DiffusionCore, field_meta, new_core, prefixed
 from synthkit.models.networks import build_train_scheduler
 from synthkit.training.common import RunContext, fit_codec
 from synthkit.training.inputs import INPUTS, DiffusionInputs
@@ -190,7 +190,7 @@ class DiffusionTrainer:
             "step": done,
             "conditioning": self.codec.to_dict(),
             **self.inputs.meta(),
-            **({"condition_field_shape": list(self.inputs.shape[1:])} if self.ctx.recipe.conditioning.fields else {}),
+            **field_meta(self.ema.model),
         }
         tensors = {**prefixed(self.ema.model, "unet."), **self.inputs.tensors()}
         self.ctx.save_checkpoint(STAGE, done, tensors, meta, latest="model.safetensors")
