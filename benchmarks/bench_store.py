@@ -6,9 +6,11 @@ Every timing is reported with a baseline measured in the same run, as a ratio (t
 * ``store_random_read``: random single-sample reads from the store vs from the .nii.gz files (target ≥ 10×);
 * ``generate_workers``: phantom generation samples/s with 2 workers vs 1 (end to end, LocalCluster);
 * ``generate_overhead``: end-to-end ``synthkit generate`` samples/s (1 worker, time from submission to the last
-  shard) vs the generator's bare ``sample`` in one process (target ≥ 0.9).
+  shard) vs the generator's bare ``sample`` in one process (target ≥ 0.9);
+* ``shard_flag``: a task's check of its own done flag, reading only that flag vs reading every shard's flag
+  (one file each; what every task did before), on stores of 625 and 3,125 shards (20,000 and 100,000 samples).
 
-Usage: ``python benchmarks/bench_store.py [--quick]``
+Usage: ``python benchmarks/bench_store.py [--quick] [--part io|generate|shard_flag]``
 """
 
 from __future__ import annotations
@@ -156,15 +158,41 @@ def bench_generate(tmp: Path, n: int) -> None:
     )
 
 
+def bench_shard_flag(tmp: Path, shard_counts: tuple[int, ...]) -> None:
+    import zarr
+
+    from synthkit.store import format as fmt
+    from synthkit.store.reader import is_shard_done, shard_done
+
+    for n in shard_counts:
+        root = zarr.open_group(str(tmp / f"flags{n}.zarr"), mode="w")
+        root.create_array(fmt.SHARD_DONE, shape=(n,), chunks=(1,), dtype=bool, fill_value=False)[:] = True
+        t = time.perf_counter()
+        for k in range(3):
+            assert shard_done(root)[k]
+        every = (time.perf_counter() - t) / 3
+        t = time.perf_counter()
+        for k in range(30):
+            assert is_shard_done(root, k)
+        own = (time.perf_counter() - t) / 30
+        emit({"bench": "shard_flag", "shards": n, "read_every_flag_s": every, "read_own_flag_s": own,
+              "ratio_every_vs_own": every / own})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
+    ap.add_argument("--part", choices=["all", "io", "generate", "shard_flag"], default="all")
     args = ap.parse_args()
+    part = {args.part} if args.part != "all" else {"io", "generate", "shard_flag"}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        for noise in (0.0, 0.01):
+        for noise in (0.0, 0.01) if "io" in part else ():
             bench_io(tmp, 8 if args.quick else 32, 2.0 if args.quick else 1.0, noise)
-        bench_generate(tmp, 64 if args.quick else 480)
+        if "generate" in part:
+            bench_generate(tmp, 64 if args.quick else 480)
+        if "shard_flag" in part:
+            bench_shard_flag(tmp, (100,) if args.quick else (625, 3125))
 
 
 if __name__ == "__main__":

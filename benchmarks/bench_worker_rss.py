@@ -82,6 +82,8 @@ def main() -> None:
                 except psutil.Error:
                     continue
                 points.append((done_samples(store, a.shard_size, a.n), rss, anon, file))
+                if points[-1][0] >= a.n:  # every shard written: what follows is the cluster shutting down
+                    return
 
         t = threading.Thread(target=poll, daemon=True)
         t.start()

@@ -80,6 +80,9 @@ def _local_worker_environ(workers: int) -> None:
             # second) and the worker log 10,000 entries by default
             "distributed.admin.system-monitor.log-length": 120,
             "distributed.admin.log-length": 1000,
+            # the worker state machine's transition and stimulus logs (developers' debugging aids): three
+            # entries per task, 1,000 each by default, so they filled over the first ~330 shards of a run
+            "distributed.admin.low-level-log-length": 100,
         }
     )
 

@@ -25,7 +25,7 @@ from synthkit.models.registry import load_generator
 from synthkit.seeding import retry_seed
 from synthkit.store import claims, writer
 from synthkit.store.format import StoreInfo
-from synthkit.store.reader import open_store, read_whole, shard_done
+from synthkit.store.reader import is_shard_done, open_store, read_whole, shard_done
 
 _MODELS: dict[tuple[Any, ...], Generator] = {}
 
@@ -162,13 +162,13 @@ def run_shard(shard: int, job: ShardJob) -> dict[str, Any]:
     store = job.store
     root, info = open_store(store)
     skipped = {"shard": shard, "n": 0, "skipped": True, "seconds": 0.0, "failed_qc": 0}
-    if shard_done(root)[shard]:
+    if is_shard_done(root, shard):
         return skipped
     other = claims.claim(store, shard)
     if other is not None:
         return {**skipped, "claimed_by": other}
     try:
-        if shard_done(root)[shard]:  # finished by another run between the check and the claim
+        if is_shard_done(root, shard):  # finished by another run between the check and the claim
             return skipped
         failed = _generate_shard(shard, job, info, root)
     finally:
@@ -347,6 +347,7 @@ def _collect(futures: list[Any], opts: GenerateOptions, stats: dict[str, int], a
     claimed = set()
     for fut in as_completed(futures):
         result = fut.result()
+        fut.release()  # else the worker keeps every finished task (its arguments, state and result) to the end
         if "error" in result:
             raise SynthkitError(
                 f"shard {result['shard']} failed ({result['error']}); finished shards are kept, "

@@ -52,10 +52,11 @@ def set_decode_threads(n: int) -> None:
         numcodecs.blosc.set_nthreads(n)
 
 
-def read_whole(root: zarr.Group, name: str) -> np.ndarray:
-    """All of ``root[name]``; a chunk that does not decode is one line, not a traceback."""
+def read_whole(root: zarr.Group, name: str, selection: Any = slice(None)) -> np.ndarray:
+    """All of ``root[name]`` (or ``selection`` of it); a chunk that does not decode is one line, not a
+    traceback."""
     try:
-        return np.asarray(root[name][:])
+        return np.asarray(root[name][selection])
     except Exception as e:
         first = (str(e).splitlines() or [""])[0][:200]
         raise StoreError(
@@ -65,6 +66,11 @@ def read_whole(root: zarr.Group, name: str) -> np.ndarray:
 
 def shard_done(root: zarr.Group) -> np.ndarray:
     return read_whole(root, fmt.SHARD_DONE).astype(bool)
+
+
+def is_shard_done(root: zarr.Group, shard: int) -> bool:
+    """One shard's flag: one chunk read, where :func:`shard_done` reads one file per shard of the store."""
+    return bool(read_whole(root, fmt.SHARD_DONE, shard))
 
 
 class Cohort:

@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -33,3 +34,21 @@ def test_bad_cluster_choices(cluster, match):
 def test_unreachable_scheduler():
     with pytest.raises(UsageError, match="cannot reach"):
         connect("tcp://127.0.0.1:9", workers=1, timeout="2s")
+
+
+def test_local_workers_keep_short_histories():
+    """A long run fills every bounded history a worker keeps: they are shortened for local workers."""
+    client, cluster, _ = connect("local", workers=1)
+    try:
+        found = client.run(
+            lambda dask_worker: (
+                dask_worker.state.stimulus_log.maxlen,
+                dask_worker.state.log.maxlen,
+                dask_worker.monitor.maxlen,
+                "MALLOC_TRIM_THRESHOLD_" in os.environ,
+            )
+        )
+    finally:
+        client.close()
+        cluster.close()
+    assert list(found.values()) == [(100, 100, 120, False)]

@@ -75,6 +75,33 @@ def test_resume_of_a_complete_store_runs_nothing(tmp_path, dask_address):
     assert again.shards_run == 0
 
 
+def _finished_shard(k):
+    return {"shard": k, "n": 1, "skipped": False, "failed_qc": 0}
+
+
+def test_collected_tasks_leave_the_workers(tmp_path, dask_address):
+    """A worker keeps a finished task (arguments, state, result) while the client holds its future; the run
+    holds every future to the end, so each one is released once collected (worker memory over a long run)."""
+    import time
+
+    from dask.distributed import Client
+
+    from synthkit.generate.engine import _collect
+
+    with Client(dask_address) as client:
+        futures = client.map(_finished_shard, range(12), pure=False)
+        stats = {"failed_qc": 0, "written": 0}
+        assert _collect(futures, opts(tmp_path / "x.zarr", dask_address), stats, lambda n: None) == set()
+        assert stats["written"] == 12 and len(futures) == 12  # the list still holds every future
+        held = None
+        for _ in range(50):  # releases reach the workers asynchronously
+            held = sum(client.run(lambda dask_worker: len(dask_worker.state.tasks)).values())
+            if held == 0:
+                break
+            time.sleep(0.1)
+        assert held == 0
+
+
 class Flaky:
     """A generator whose first attempt fails QC (NaN) for small seeds divisible by 3, or always (all black)."""
 
