@@ -60,8 +60,8 @@ def _local_worker_environ(workers: int) -> None:
 
     The workers' statistical profiler is off: its call-tree records grew the worker by ~100 kB per shard of
     32 phantoms at 8 mm (RSS +5–8 MB over 2,000 samples; +1.6 MB without it, benchmarks/bench_worker_rss.py).
-    The system monitor's and the worker log's histories are shortened: they fill slowly over a long run
-    (growth over 20,000 samples 11.8 → 7.7 MB).
+    The system monitor's, the worker log's and the state machine's histories are shortened: they fill slowly
+    over a long run (growth over 20,000 samples 11.8 → 7.7 MB for the first two; benchmarks/RESULTS.md).
     """
     import os
 
