@@ -102,6 +102,32 @@ def test_collected_tasks_leave_the_workers(tmp_path, dask_address):
         assert held == 0
 
 
+def test_a_task_reads_only_its_own_flag(tmp_path, monkeypatch):
+    """A task checks its own done flag, not every shard's (one file each: a cost that grew with the store)."""
+    from zarr.storage import LocalStore
+
+    from synthkit.generate.engine import ShardJob, run_shard
+    from synthkit.generate.prepare import prepare_store
+    from synthkit.store import writer
+
+    o = GenerateOptions(out=tmp_path / "f.zarr", n=24, shard_size=4, batch_size=4, spacing=8.0, device="cpu")
+    info, spec, staged = prepare_store(o, lambda m: None)
+    writer.install_store(staged, o.out, overwrite=False)
+    job = ShardJob(str(o.out), spec, 4, "cpu", o.qc)
+    seen = []
+    get = LocalStore.get
+
+    async def spy(self, key, *args, **kwargs):
+        seen.append(key)
+        return await get(self, key, *args, **kwargs)
+
+    monkeypatch.setattr(LocalStore, "get", spy)
+    assert not run_shard(2, job)["skipped"]
+    assert run_shard(2, job)["skipped"]  # done now
+    assert {k for k in seen if k.startswith("shard_done/c/")} == {"shard_done/c/2"}
+    assert info.n_shards == 6
+
+
 class Flaky:
     """A generator whose first attempt fails QC (NaN) for small seeds divisible by 3, or always (all black)."""
 
