@@ -211,8 +211,8 @@ class ConditioningConfig(Strict):
 class SamplingConfig(Strict):
     sampler: Literal["ddpm", "ddim", "dpmpp_2m", "rflow"] = "ddim"
     steps: int = Field(50, ge=1)
-    eta: float = Field(0.0, ge=0)
-    guidance_scale: float = Field(1.0, ge=0)
+    eta: float = Field(0.0, ge=0, allow_inf_nan=False)
+    guidance_scale: float = Field(1.0, ge=0, allow_inf_nan=False)
 
 
 class _RecipeBase(Strict):

@@ -28,6 +28,13 @@ COHORTS = "Cohorts"
 AUDIT = "Audit"
 START = "Getting started"
 
+# a diffusion checkpoint's sampling settings, for `sample` and `generate` (default: the recipe's)
+Sampler = Annotated[str | None, typer.Option(help="ddim, dpmpp_2m, ddpm or rflow (default: the recipe's).")]
+Steps = Annotated[int | None, typer.Option(min=1, help="Sampling steps (default: the recipe's).")]
+GuidanceScale = Annotated[
+    float | None, typer.Option(min=0.0, help="Classifier-free guidance scale (default: the recipe's; 1 = none).")
+]
+
 app = typer.Typer(
     name="synthkit",
     help="Train generative models of brain MRI, mass-produce synthetic cohorts, audit them, and serve them to PyTorch.",

@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from synthkit.cli.app import COHORTS, app, console, err_console, no_empty_folder_on_failure
+from synthkit.cli.app import (
+    COHORTS,
+    GuidanceScale,
+    Sampler,
+    Steps,
+    app,
+    console,
+    err_console,
+    no_empty_folder_on_failure,
+)
 from synthkit.errors import UsageError
 
 
@@ -40,6 +49,9 @@ def generate(
     dtype: Annotated[str, typer.Option(help="Stored image type: float16 or uint8.")] = "float16",
     codec: Annotated[str, typer.Option(help="Blosc compressor: zstd (smaller) or lz4 (faster random reads).")] = "zstd",
     qc_retries: Annotated[int, typer.Option(min=0, max=20, help="Regenerations of an implausible sample.")] = 3,
+    sampler: Sampler = None,
+    steps: Steps = None,
+    guidance_scale: GuidanceScale = None,
     resume: Annotated[bool, typer.Option("--resume", help="Finish an interrupted store.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing store.")] = False,
 ) -> None:
@@ -67,6 +79,9 @@ def generate(
         conditions_csv=conditions,
         condition_specs=list(condition or []),
         qc=QCConfig(max_retries=qc_retries),
+        sampler=sampler,
+        steps=steps,
+        guidance_scale=guidance_scale,
     )
     res = run(opts, echo=lambda m: console.print(m, markup=False, highlight=False))
     rate = res.n / res.seconds if res.shards_run == res.shards_total else None

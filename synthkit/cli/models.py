@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from synthkit.cli.app import MODELS, app, console
+from synthkit.cli.app import MODELS, GuidanceScale, Sampler, Steps, app, console
 from synthkit.errors import UsageError
 
 
@@ -104,34 +104,23 @@ def sample(
         list[str] | None, typer.Option("--condition", "-c", help="NAME=VALUE or a distribution, as for generate.")
     ] = None,
     seed: Annotated[int, typer.Option(min=0, help="Root seed.")] = 0,
-    sampler: Annotated[str | None, typer.Option(help="ddim, dpmpp_2m, ddpm or rflow (default: the recipe's).")] = None,
-    steps: Annotated[int | None, typer.Option(min=1, help="Sampling steps (default: the recipe's).")] = None,
-    guidance_scale: Annotated[float | None, typer.Option(min=0.0, help="Classifier-free guidance scale.")] = None,
+    sampler: Sampler = None,
+    steps: Steps = None,
+    guidance_scale: GuidanceScale = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     nifti: Annotated[Path | None, typer.Option(help="Also write each sample as NIfTI into this folder.")] = None,
 ) -> None:
     """Draw a few samples for a quick look (PNG of orthogonal mid-slices)."""
     from synthkit.data.io import save_nifti
-    from synthkit.generate.checkpoint import checkpoint_errors, load_checked
+    from synthkit.generate.checkpoint import checkpoint_errors, load_checked, with_sampling
     from synthkit.generate.engine import resolve_device
     from synthkit.generate.plan import ConditionSpec, make_plan
     from synthkit.viz import slice_grid
 
     dev = resolve_device(device)
     gen = load_checked(checkpoint, device=dev)
-    if sampler is not None or steps is not None or guidance_scale is not None:
-        if not hasattr(gen, "sampling"):
-            raise UsageError("--sampler/--steps/--guidance-scale apply to diffusion checkpoints only")
-        upd = {
-            k: v
-            for k, v in {"sampler": sampler, "steps": steps, "guidance_scale": guidance_scale}.items()
-            if v is not None
-        }
-        from synthkit.config import SamplingConfig, validate
-
-        gen.sampling = validate(
-            SamplingConfig, {**gen.sampling.model_dump(), **upd}, "--sampler/--steps/--guidance-scale"
-        )
+    given = {"sampler": sampler, "steps": steps, "guidance_scale": guidance_scale}
+    with_sampling(gen, {k: v for k, v in given.items() if v is not None}, checkpoint)
     specs = [ConditionSpec.parse(c) for c in condition or []]
     plan = make_plan(
         n, seed, condition_names=gen.condition_names, distribution=getattr(gen, "covariates", None), specs=specs

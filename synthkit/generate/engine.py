@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from synthkit.errors import StoreError, SynthkitError, UsageError
+from synthkit.generate.checkpoint import with_sampling
 from synthkit.generate.options import GenerateOptions, GenerateResult, ModelSpec, QCConfig
 from synthkit.generate.prepare import prepare_store
 from synthkit.generate.progress import Progress
@@ -34,7 +35,8 @@ def _worker_model(spec: ModelSpec, device: str) -> Generator:
     """The model, loaded once per worker process."""
     key = (*spec.key(), device)
     if key not in _MODELS:
-        _MODELS[key] = load_generator(spec.model, spacing=spec.spacing, device=device)
+        gen = load_generator(spec.model, spacing=spec.spacing, device=device)
+        _MODELS[key] = with_sampling(gen, dict(spec.sampling), spec.model)
     return _MODELS[key]
 
 

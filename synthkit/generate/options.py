@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,13 +41,15 @@ class QCConfig:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """How a worker loads the model: picklable and small."""
+    """How a worker loads the model: picklable and small. ``sampling``: settings that replace the
+    checkpoint's recipe's (sampler, steps, guidance scale), as sorted ``(name, value)`` pairs."""
 
     model: str
     spacing: float | None = None
+    sampling: tuple[tuple[str, Any], ...] = ()
 
-    def key(self) -> tuple[str, float | None]:
-        return (self.model, self.spacing)
+    def key(self) -> tuple[Any, ...]:
+        return (self.model, self.spacing, self.sampling)
 
 
 @dataclass
@@ -69,6 +72,14 @@ class GenerateOptions:
     conditions_csv: Path | None = None
     condition_specs: list[str] = field(default_factory=list)
     qc: QCConfig = field(default_factory=QCConfig)
+    sampler: str | None = None
+    steps: int | None = None
+    guidance_scale: float | None = None
+
+    def sampling_overrides(self) -> dict[str, Any]:
+        """The diffusion sampling settings given on the command line (the recipe's apply to the rest)."""
+        given = {"sampler": self.sampler, "steps": self.steps, "guidance_scale": self.guidance_scale}
+        return {k: v for k, v in given.items() if v is not None}
 
 
 @dataclass

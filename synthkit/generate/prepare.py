@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from synthkit.errors import StoreError, UsageError
-from synthkit.generate.checkpoint import load_checked, probe_sample
+from synthkit.generate.checkpoint import load_checked, probe_sample, with_sampling
 from synthkit.generate.options import GenerateOptions, ModelSpec
 from synthkit.generate.plan import ConditionSpec, check_n, make_plan, read_conditions_csv
 from synthkit.store import writer
@@ -47,8 +47,13 @@ def prepare_store(
         raise UsageError(f"--dtype {opts.dtype!r}: expected float16 or uint8")
     if opts.codec not in ("zstd", "lz4"):
         raise UsageError(f"--codec {opts.codec!r}: expected zstd or lz4")
-    spec = ModelSpec(model=str(Path(model).resolve()) if model != "phantom" else "phantom", spacing=opts.spacing)
-    gen = load_checked(spec.model, spacing=spec.spacing, device="cpu")
+    given = opts.sampling_overrides()
+    spec = ModelSpec(
+        model=str(Path(model).resolve()) if model != "phantom" else "phantom",
+        spacing=opts.spacing,
+        sampling=tuple(sorted(given.items())),
+    )
+    gen = with_sampling(load_checked(spec.model, spacing=spec.spacing, device="cpu"), given, spec.model)
     categories = dict(getattr(gen, "categories", None) or {})
     specs = [ConditionSpec.parse(s, categories) for s in opts.condition_specs]
     if opts.conditions_csv is not None and specs:
@@ -81,7 +86,7 @@ def prepare_store(
         condition_names=plan.condition_names,
         measure_names=sorted(probe.measures),
         has_labels=probe.labels is not None,
-        generator={**gen.describe(), "model": spec.model, "spacing": spec.spacing},
+        generator={**gen.describe(), "model": spec.model, "spacing": spec.spacing, "sampling_given": given},
         qc=asdict(opts.qc),
         versions=_versions(),
     )
@@ -104,7 +109,8 @@ def _resume_store(opts: GenerateOptions) -> tuple[StoreInfo, ModelSpec]:
         raise UsageError(f"--resume: {opts.out} is not a synthkit store")
     _, info = open_store(opts.out)
     stored = info.generator
-    spec = ModelSpec(model=stored["model"], spacing=stored.get("spacing"))
+    given = dict(stored.get("sampling_given") or {})
+    spec = ModelSpec(model=stored["model"], spacing=stored.get("spacing"), sampling=tuple(sorted(given.items())))
     _check_resume(opts, info, spec)
     if stored.get("checkpoint_sha256"):
         from synthkit.models.base import file_sha256
@@ -126,6 +132,10 @@ def _check_resume(opts: GenerateOptions, info: StoreInfo, spec: ModelSpec) -> No
         clashes.append(f"--spacing {opts.spacing} (store: {spec.spacing})")
     if opts.condition_specs or opts.conditions_csv:
         clashes.append("conditions (a store's plan is fixed at creation)")
+    used = info.generator.get("sampling") or {}
+    for name, value in opts.sampling_overrides().items():
+        if used.get(name) != value:
+            clashes.append(f"--{name.replace('_', '-')} {value} (store: {used.get(name, 'none')})")
     if clashes:
         raise UsageError("--resume continues the store as it was planned; these differ: " + "; ".join(clashes))
 

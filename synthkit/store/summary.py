@@ -29,6 +29,7 @@ class StoreSummary:
         if g.get("checkpoint_sha256"):
             gen += f", sha256 {g['checkpoint_sha256'][:12]}…"
         per_sample = self.bytes_on_disk / max(1, self.shards_done * i.shard_size)
+        sampling = _sampling(g)
         return [
             ("samples", f"{i.n}"),
             (
@@ -39,6 +40,7 @@ class StoreSummary:
             ("image dtype", i.dtype + (" + uint8 label maps" if i.has_labels else "")),
             ("shard size", f"{i.shard_size} samples"),
             ("generator", gen),
+            *([("sampling", sampling)] if sampling else []),
             ("root seed", str(i.root_seed)),
             ("conditions", ", ".join(i.condition_names) or "none"),
             ("measures", ", ".join(i.measure_names) or "none"),
@@ -47,6 +49,16 @@ class StoreSummary:
             ("size on disk", f"{_human(self.bytes_on_disk)} (~{_human(per_sample)} per sample)"),
             ("created", f"{i.created} with synthkit {i.versions.get('synthkit', '?')}"),
         ]
+
+
+def _sampling(generator: dict) -> str:
+    """A diffusion store's sampler, steps and guidance, marking those given on the command line."""
+    s = generator.get("sampling")
+    if not isinstance(s, dict):
+        return ""
+    text = f"{s.get('sampler')}, {s.get('steps')} steps, guidance scale {s.get('guidance_scale')}"
+    given = generator.get("sampling_given") or {}
+    return text + (f" (given: {', '.join('--' + k.replace('_', '-') for k in given)})" if given else " (the recipe's)")
 
 
 def summarise(path: str | Path) -> StoreSummary:

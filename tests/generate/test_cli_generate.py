@@ -62,6 +62,8 @@ def test_export(made, capsys, tmp_path):
         (["--n", "3", "--cluster", "k8s"], "--cluster"),
         (["--n", "3", "--dtype", "int32"], "--dtype"),
         (["--resume"], "there is no store at"),
+        (["--n", "3", "--steps", "5"], "--steps applies to diffusion checkpoints only"),
+        (["--n", "3", "--guidance-scale", "2", "--sampler", "ddim"], "apply to diffusion checkpoints only"),
     ],
 )
 def test_bad_input_is_one_line_and_non_zero(capsys, tmp_path, args, message):
