@@ -112,9 +112,10 @@ def sample(
 ) -> None:
     """Draw a few samples for a quick look (PNG of orthogonal mid-slices)."""
     from synthkit.data.io import save_nifti
-    from synthkit.generate.checkpoint import checkpoint_errors, load_checked, with_sampling
+    from synthkit.generate.checkpoint import checkpoint_errors, load_checked
     from synthkit.generate.engine import resolve_device
     from synthkit.generate.plan import ConditionSpec, make_plan
+    from synthkit.models.registry import with_sampling
     from synthkit.viz import slice_grid
 
     dev = resolve_device(device)

@@ -9,12 +9,12 @@ names one, the field.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from synthkit.errors import CheckpointError, SynthkitError, UsageError
+from synthkit.errors import CheckpointError, SynthkitError
 from synthkit.models.base import Generator
 from synthkit.models.registry import load_generator
 from synthkit.space import ImageSpace
@@ -95,29 +95,3 @@ def probe_sample(gen: Generator, model: str | Path, seed: int, conditions: dict[
     with checkpoint_errors(model):
         return gen.sample(1, seeds=[seed], conditions=conditions)
 
-
-def with_sampling(gen: Generator, settings: Mapping[str, Any], model: str | Path) -> Generator:
-    """Replace a diffusion generator's sampler, steps or guidance scale (``sample`` and ``generate``); a setting
-    the model cannot honour is one line, before anything is drawn."""
-    if not settings:
-        return gen
-    flags = "/".join("--" + k.replace("_", "-") for k in settings)
-    if not hasattr(gen, "sampling"):
-        verb = "applies" if len(settings) == 1 else "apply"
-        raise UsageError(f"{flags} {verb} to diffusion checkpoints only ({gen.kind} has no sampler to set)")
-    from synthkit.config import SamplingConfig, validate
-
-    cfg = validate(SamplingConfig, {**gen.sampling.model_dump(), **settings}, flags)
-    scheduler = gen.core.scheduler_cfg
-    if cfg.steps > scheduler.num_train_timesteps:
-        raise UsageError(f"--steps {cfg.steps}: {model} was trained with {scheduler.num_train_timesteps} timesteps")
-    if "sampler" in settings and (cfg.sampler == "rflow") != (scheduler.kind == "rflow"):
-        fits = "rflow" if scheduler.kind == "rflow" else "ddpm, ddim or dpmpp_2m"
-        raise UsageError(
-            f"--sampler {cfg.sampler}: {model} was trained with the {scheduler.kind} scheduler; use {fits}"
-        )
-    if cfg.guidance_scale != 1.0 and (not gen.condition_names or gen.core.codec.null(1, "cpu") is None):
-        why = "is unconditional" if not gen.condition_names else "was trained without condition dropout"
-        raise UsageError(f"--guidance-scale {cfg.guidance_scale:g}: {model} {why}, so there is nothing to guide with")
-    gen.sampling = cfg
-    return gen

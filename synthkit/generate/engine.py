@@ -17,12 +17,11 @@ from typing import Any
 import numpy as np
 
 from synthkit.errors import StoreError, SynthkitError, UsageError
-from synthkit.generate.checkpoint import with_sampling
 from synthkit.generate.options import GenerateOptions, GenerateResult, ModelSpec, QCConfig
 from synthkit.generate.prepare import prepare_store
 from synthkit.generate.progress import Progress
 from synthkit.models.base import Generator, Samples
-from synthkit.models.registry import load_generator
+from synthkit.models.registry import load_generator, with_sampling
 from synthkit.seeding import retry_seed
 from synthkit.store import claims, writer
 from synthkit.store.format import StoreInfo

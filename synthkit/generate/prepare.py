@@ -8,9 +8,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 from synthkit.errors import StoreError, UsageError
-from synthkit.generate.checkpoint import load_checked, probe_sample, with_sampling
+from synthkit.generate.checkpoint import load_checked, probe_sample
 from synthkit.generate.options import GenerateOptions, ModelSpec
 from synthkit.generate.plan import ConditionSpec, check_n, make_plan, read_conditions_csv
+from synthkit.models.registry import with_sampling
 from synthkit.store import writer
 from synthkit.store.format import StoreInfo
 from synthkit.store.reader import open_store

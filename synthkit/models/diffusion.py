@@ -140,6 +140,8 @@ class DiffusionGenerator:
         self.device = device
         self.condition_names = tuple(core.codec.names)
         self.sampling = SamplingConfig(**meta["recipe"].get("sampling", {}))
+        if core.scheduler_cfg.kind == "rflow":  # such a model only samples by rflow, whatever its recipe says
+            self.sampling = self.sampling.model_copy(update={"sampler": "rflow"})
         cov = meta.get("covariates")
         self.covariates = CovariateDistribution.from_dict(cov) if cov else None
         self._sha: str | None = None

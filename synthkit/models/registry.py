@@ -1,8 +1,11 @@
-"""``load_generator``: a model name (``phantom``) or a checkpoint path → a Generator."""
+"""``load_generator``: a model name (``phantom``) or a checkpoint path → a Generator; ``with_sampling``: its
+sampling settings replaced (``sample``, ``generate``, the audit's probe)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from synthkit.errors import UsageError
 from synthkit.models.base import Generator
@@ -46,3 +49,37 @@ def load_generator(model: str | Path = "phantom", *, spacing: float | None = Non
     if kind in ("autoencoder", "registration"):
         raise UsageError(f"{model}: a stage-1 checkpoint ({kind}) cannot generate; use the stage-2 model")
     raise UsageError(f"{model}: unknown model kind {kind!r} (this synthkit knows ddpm, ldm, deformation, icn)")
+
+
+def with_sampling(gen: Generator, settings: Mapping[str, Any], model: str | Path) -> Generator:
+    """Replace a diffusion generator's sampler, steps or guidance scale (``sample`` and ``generate``); a setting
+    the model cannot honour is one line, before anything is drawn."""
+    if not settings:
+        return gen
+    flags = "/".join("--" + k.replace("_", "-") for k in settings)
+    if not hasattr(gen, "sampling"):
+        verb = "applies" if len(settings) == 1 else "apply"
+        raise UsageError(f"{flags} {verb} to diffusion checkpoints only ({gen.kind} has no sampler to set)")
+    from synthkit.config import SamplingConfig, validate
+
+    cfg = validate(SamplingConfig, {**gen.sampling.model_dump(), **settings}, flags)
+    scheduler = gen.core.scheduler_cfg
+
+    def name(key: str) -> str:  # a setting the user did not give is the recipe's
+        return "--" + key.replace("_", "-") if key in settings else f"the recipe's {key}"
+
+    if cfg.steps > scheduler.num_train_timesteps:
+        total = scheduler.num_train_timesteps
+        raise UsageError(f"{name('steps')} {cfg.steps}: {model} was trained with {total} timesteps")
+    if "sampler" in settings and (cfg.sampler == "rflow") != (scheduler.kind == "rflow"):
+        fits = "rflow" if scheduler.kind == "rflow" else "ddpm, ddim or dpmpp_2m"
+        raise UsageError(
+            f"--sampler {cfg.sampler}: {model} was trained with the {scheduler.kind} scheduler; use {fits}"
+        )
+    if cfg.guidance_scale != 1.0 and (not gen.condition_names or gen.core.codec.null(1, "cpu") is None):
+        why = "is unconditional" if not gen.condition_names else "was trained without condition dropout"
+        raise UsageError(
+            f"{name('guidance_scale')} {cfg.guidance_scale:g}: {model} {why}, so there is nothing to guide with"
+        )
+    gen.sampling = cfg
+    return gen

@@ -69,6 +69,15 @@ def test_settings_the_model_cannot_honour_are_one_line(capsys, tmp_path, trained
     assert not (tmp_path / "x.zarr").exists()
 
 
+def test_a_recipe_setting_the_model_cannot_honour_is_named_as_the_recipe_s(trained_ldm):
+    from synthkit.models.registry import with_sampling
+
+    g = load_generator(trained_ldm.checkpoint)
+    g.sampling = g.sampling.model_copy(update={"steps": 500})  # as if its recipe said so
+    with pytest.raises(UsageError, match="the recipe's steps 500: .* was trained with 100 timesteps"):
+        with_sampling(g, {"guidance_scale": 2.0}, trained_ldm.checkpoint)
+
+
 def test_guidance_needs_conditions_to_guide_with(capsys, tmp_path, cohort16):
     from synthkit.training.run import train
 

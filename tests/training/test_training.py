@@ -125,4 +125,5 @@ def test_rflow_and_v_prediction_train_and_sample(tmp_path, cohort16):
     res = train(recipe, out=tmp_path / "r", **ECHO)
     g = load_generator(res.checkpoint)
     assert g.core.scheduler_cfg.kind == "rflow"
+    assert g.describe()["sampling"]["sampler"] == "rflow"  # what it samples by, whatever the recipe's default
     assert np.isfinite(g.sample(1, seeds=[0], conditions={"age": np.array([60.0])}).images).all()

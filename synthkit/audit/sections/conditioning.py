@@ -155,7 +155,7 @@ def run(ctx: AuditContext) -> Part:
 
 def extrapolation_probe(ctx: AuditContext, segmenter: Segmenter) -> tuple[dict[str, Any], dict[str, Path]]:
     """Generate at requested volumes below and above the training range; is the response monotone?"""
-    from synthkit.models.registry import load_generator
+    from synthkit.models.registry import load_generator, with_sampling
 
     cohort, recipe, device, echo, out = ctx.cohort, ctx.recipe, ctx.options.device, ctx.options.echo, ctx.out
 
@@ -165,6 +165,7 @@ def extrapolation_probe(ctx: AuditContext, segmenter: Segmenter) -> tuple[dict[s
         return {}, {}
     try:
         gen = load_generator(g["model"], spacing=g.get("spacing"), device=device)
+        gen = with_sampling(gen, g.get("sampling_given") or {}, g["model"])  # as the cohort was drawn
     except Exception as e:  # the checkpoint moved or changed: the probe is optional
         return {"skipped": f"cannot load the store's generator ({e})"}, {}
     table = cohort.conditions
