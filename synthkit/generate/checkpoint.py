@@ -94,4 +94,3 @@ def probe_sample(gen: Generator, model: str | Path, seed: int, conditions: dict[
     """Draw one sample (the first of the plan) to learn what the generator returns; errors name the file."""
     with checkpoint_errors(model):
         return gen.sample(1, seeds=[seed], conditions=conditions)
-
