@@ -48,7 +48,8 @@ def slice_grid(
     """One row per volume, three orthogonal mid-slices each, on a shared colour scale; saved as PNG."""
     plt = pyplot()
     vols = list(volumes)
-    fig, axes = plt.subplots(len(vols), 3, figsize=(7.5, 2.6 * len(vols) + (0.4 if suptitle else 0)), squeeze=False)
+    height = 2.6 * len(vols) + (0.4 if suptitle else 0)
+    fig, axes = plt.subplots(len(vols), 3, figsize=(7.5, height), squeeze=False)
     im = None
     for r, vol in enumerate(vols):
         for c, sl in enumerate(mid_slices(np.asarray(vol, dtype=np.float32))):
@@ -62,8 +63,8 @@ def slice_grid(
         fig.suptitle(suptitle, fontsize=10)
     if colorbar and im is not None:
         fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8)
-    else:
-        fig.tight_layout()
+    else:  # below the suptitle's band, which tight_layout does not see (it overlapped the first row's title)
+        fig.tight_layout(rect=(0, 0, 1, 1 - (0.45 / height if suptitle else 0)))
     return save(fig, path, dpi=90)
 
 
