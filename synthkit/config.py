@@ -215,6 +215,17 @@ class SamplingConfig(Strict):
     guidance_scale: float = Field(1.0, ge=0, allow_inf_nan=False)
 
 
+def given_sampling(sampler: str | None, steps: int | None, guidance_scale: float | None) -> dict[str, Any]:
+    """The sampling settings given on a command line (``sample``, ``generate``); None leaves the recipe's."""
+    given = {"sampler": sampler, "steps": steps, "guidance_scale": guidance_scale}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def sampling_flag(field: str) -> str:
+    """The command-line option that sets a sampling field: ``guidance_scale`` → ``--guidance-scale``."""
+    return "--" + field.replace("_", "-")
+
+
 class _RecipeBase(Strict):
     name: str = "run"
     space: SpaceConfig

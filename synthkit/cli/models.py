@@ -111,6 +111,7 @@ def sample(
     nifti: Annotated[Path | None, typer.Option(help="Also write each sample as NIfTI into this folder.")] = None,
 ) -> None:
     """Draw a few samples for a quick look (PNG of orthogonal mid-slices)."""
+    from synthkit.config import given_sampling
     from synthkit.data.io import save_nifti
     from synthkit.generate.checkpoint import checkpoint_errors, load_checked
     from synthkit.generate.engine import resolve_device
@@ -120,8 +121,7 @@ def sample(
 
     dev = resolve_device(device)
     gen = load_checked(checkpoint, device=dev)
-    given = {"sampler": sampler, "steps": steps, "guidance_scale": guidance_scale}
-    with_sampling(gen, {k: v for k, v in given.items() if v is not None}, checkpoint)
+    with_sampling(gen, given_sampling(sampler, steps, guidance_scale), checkpoint)
     specs = [ConditionSpec.parse(c) for c in condition or []]
     plan = make_plan(
         n, seed, condition_names=gen.condition_names, distribution=getattr(gen, "covariates", None), specs=specs

@@ -78,8 +78,9 @@ class GenerateOptions:
 
     def sampling_overrides(self) -> dict[str, Any]:
         """The diffusion sampling settings given on the command line (the recipe's apply to the rest)."""
-        given = {"sampler": self.sampler, "steps": self.steps, "guidance_scale": self.guidance_scale}
-        return {k: v for k, v in given.items() if v is not None}
+        from synthkit.config import given_sampling
+
+        return given_sampling(self.sampler, self.steps, self.guidance_scale)
 
 
 @dataclass

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+from synthkit.config import sampling_flag
 from synthkit.errors import StoreError, UsageError
 from synthkit.generate.checkpoint import load_checked, probe_sample
 from synthkit.generate.options import GenerateOptions, ModelSpec
@@ -136,7 +137,7 @@ def _check_resume(opts: GenerateOptions, info: StoreInfo, spec: ModelSpec) -> No
     used = info.generator.get("sampling") or {}
     for name, value in opts.sampling_overrides().items():
         if used.get(name) != value:
-            clashes.append(f"--{name.replace('_', '-')} {value} (store: {used.get(name, 'none')})")
+            clashes.append(f"{sampling_flag(name)} {value} (store: {used.get(name, 'none')})")
     if clashes:
         raise UsageError("--resume continues the store as it was planned; these differ: " + "; ".join(clashes))
 

@@ -56,17 +56,18 @@ def with_sampling(gen: Generator, settings: Mapping[str, Any], model: str | Path
     the model cannot honour is one line, before anything is drawn."""
     if not settings:
         return gen
-    flags = "/".join("--" + k.replace("_", "-") for k in settings)
+    from synthkit.config import SamplingConfig, sampling_flag, validate
+
+    flags = "/".join(sampling_flag(k) for k in settings)
     if not hasattr(gen, "sampling"):
         verb = "applies" if len(settings) == 1 else "apply"
         raise UsageError(f"{flags} {verb} to diffusion checkpoints only ({gen.kind} has no sampler to set)")
-    from synthkit.config import SamplingConfig, validate
 
     cfg = validate(SamplingConfig, {**gen.sampling.model_dump(), **settings}, flags)
     scheduler = gen.core.scheduler_cfg
 
     def name(key: str) -> str:  # a setting the user did not give is the recipe's
-        return "--" + key.replace("_", "-") if key in settings else f"the recipe's {key}"
+        return sampling_flag(key) if key in settings else f"the recipe's {key}"
 
     if cfg.steps > scheduler.num_train_timesteps:
         total = scheduler.num_train_timesteps

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from synthkit.config import sampling_flag
 from synthkit.store import format as fmt
 from synthkit.store.reader import open_store, read_whole, shard_done
 
@@ -58,7 +59,7 @@ def _sampling(generator: dict) -> str:
         return ""
     text = f"{s.get('sampler')}, {s.get('steps')} steps, guidance scale {s.get('guidance_scale')}"
     given = generator.get("sampling_given") or {}
-    return text + (f" (given: {', '.join('--' + k.replace('_', '-') for k in given)})" if given else " (the recipe's)")
+    return text + (f" (given: {', '.join(map(sampling_flag, given))})" if given else " (the recipe's)")
 
 
 def summarise(path: str | Path) -> StoreSummary:
